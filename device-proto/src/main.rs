@@ -1,0 +1,237 @@
+//! `ferry-sim`: serve simulated iPhones to real clients, and control them while they run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ferry_sim::control::{self, Command};
+use ferry_sim::{LinkProfile, PhoneConfig, SimConfig, Simulator, TrustMode};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "ferry-sim",
+    version,
+    about = "A simulated iPhone for testing Ferry and other iOS clients"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve phones over a usbmuxd socket on loopback TCP.
+    ///
+    /// Prints one line `USBMUXD_SOCKET_ADDRESS=127.0.0.1:PORT` on stdout when ready; logs go
+    /// to stderr (RUST_LOG sets the level). Stops cleanly on SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Send a command to a running simulator's control socket.
+    Ctl {
+        /// The control socket given to `serve --control`.
+        #[arg(long)]
+        control: PathBuf,
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// A phone image directory (device.toml + Media/). Repeat for several phones.
+    #[arg(long = "phone", required = true)]
+    phones: Vec<PathBuf>,
+    /// Where usbmuxd listens. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// State directory (device keys, trust lists, usbmuxd pair records, BUID).
+    /// Default: `.ferry-sim/` inside each image.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// How the "Trust this computer?" dialog is answered: auto, after:N, deny, locked.
+    #[arg(long, default_value = "auto")]
+    trust: TrustMode,
+    /// The phone has forgotten every host it trusted (hosts keep their pair records), so
+    /// StartSession fails with InvalidHostID.
+    #[arg(long)]
+    revoke: bool,
+    /// Link profile: usb2, usb3 or unlimited.
+    #[arg(long, default_value = "unlimited")]
+    link: LinkProfile,
+    /// UNIX socket for runtime control (`ferry-sim ctl`).
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// Unplug the phone after this many AFC payload bytes (mid-transfer).
+    #[arg(long)]
+    unplug_after_bytes: Option<u64>,
+    /// Stop answering after this many AFC payload bytes (until `ctl unstall`).
+    #[arg(long)]
+    stall_after_bytes: Option<u64>,
+    /// An AFC path that vanishes once its directory was listed (a race with the Photos app).
+    #[arg(long)]
+    vanish: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Unplug the phone.
+    Unplug {
+        #[arg(long)]
+        udid: Option<String>,
+    },
+    /// Plug the phone back in (a new DeviceID).
+    Replug {
+        #[arg(long)]
+        udid: Option<String>,
+    },
+    /// The phone stops answering.
+    Stall {
+        #[arg(long)]
+        udid: Option<String>,
+    },
+    /// The phone answers again.
+    Unstall {
+        #[arg(long)]
+        udid: Option<String>,
+    },
+    /// The user resets trust on the phone.
+    Revoke {
+        #[arg(long)]
+        udid: Option<String>,
+    },
+    /// Change how the trust dialog is answered.
+    Trust {
+        mode: String,
+        #[arg(long)]
+        udid: Option<String>,
+    },
+    /// Unplug after N more AFC payload bytes.
+    UnplugAfter {
+        bytes: u64,
+        #[arg(long)]
+        udid: Option<String>,
+    },
+    /// Print every phone's state as JSON.
+    Status,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry-sim: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let r = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Serve(a) => serve(a).await,
+            Cmd::Ctl { control, cmd } => ctl(control, cmd).await,
+        }
+    });
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry-sim: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let phones = a
+        .phones
+        .iter()
+        .map(|p| PhoneConfig {
+            image: p.clone(),
+            trust: a.trust,
+            revoke: a.revoke,
+            link: a.link,
+            unplug_after_bytes: a.unplug_after_bytes,
+            stall_after_bytes: a.stall_after_bytes,
+            vanish: a.vanish.clone(),
+        })
+        .collect();
+    let sim = Arc::new(
+        Simulator::start(SimConfig {
+            phones,
+            listen: a.listen,
+            state: a.state.clone(),
+        })
+        .await?,
+    );
+    let stop = CancellationToken::new();
+    let ctl_task = a.control.clone().map(|path| {
+        let sim = sim.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = control::serve(sim, &path, stop).await {
+                tracing::error!("control socket {}: {e:#}", path.display());
+            }
+        })
+    });
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "USBMUXD_SOCKET_ADDRESS={}", sim.addr())?;
+        out.flush()?;
+    }
+    tracing::info!("serving {} phone(s) on {}", sim.status().len(), sim.addr());
+    wait_for_signal().await?;
+    tracing::info!("stopping");
+    stop.cancel();
+    if let Some(t) = ctl_task {
+        let _ = t.await;
+    }
+    match Arc::try_unwrap(sim) {
+        Ok(sim) => sim.shutdown().await,
+        Err(_) => tracing::warn!("control connections still open at shutdown"),
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+async fn ctl(path: PathBuf, cmd: CtlCmd) -> anyhow::Result<()> {
+    let c = match cmd {
+        CtlCmd::Unplug { udid } => Command::Unplug { udid },
+        CtlCmd::Replug { udid } => Command::Replug { udid },
+        CtlCmd::Stall { udid } => Command::Stall { udid },
+        CtlCmd::Unstall { udid } => Command::Unstall { udid },
+        CtlCmd::Revoke { udid } => Command::Revoke { udid },
+        CtlCmd::Trust { mode, udid } => Command::Trust { mode, udid },
+        CtlCmd::UnplugAfter { bytes, udid } => Command::UnplugAfter {
+            bytes: Some(bytes),
+            udid,
+        },
+        CtlCmd::Status => Command::Status,
+    };
+    let reply = control::send(&path, &c).await?;
+    println!("{}", serde_json::to_string(&reply)?);
+    if reply.ok {
+        Ok(())
+    } else {
+        anyhow::bail!(reply.error.unwrap_or_else(|| "command failed".into()))
+    }
+}
