@@ -29,7 +29,7 @@
 //! - [`record`]: [`AssetRecord`] and its enums;
 //! - [`reconcile`]: decide per resource with the files on the phone;
 //! - [`path`]: validated AFC paths;
-//! - [`error`]: [`Error`].
+//! - [`error`], [`Error`].
 //!
 //! The rules follow `shared/specs/photos-sqlite.md`; everything marked ⚠ UNCONFIRMED there is
 //! marked the same way here and in `docs/photos-reader.md`.

@@ -4,7 +4,7 @@
 //! cloud master and the class-0 original/edit rows of `ZINTERNALRESOURCE` (spec §4.1, §8.5);
 //! consecutive rows of one asset are folded into a record and handed to the caller, so memory
 //! stays flat for any library size. Optional columns are selected only when
-//! `PRAGMA table_info` shows them ([`Schema::col`]); absent ones read as NULL.
+//! `PRAGMA table_info` shows them ([`Schema::has`]); absent ones read as NULL.
 //!
 //! Values are read leniently (`ValueRef`): SQLite is dynamically typed and the file comes from
 //! the phone, so a text where an integer belongs becomes "unknown", never a panic.

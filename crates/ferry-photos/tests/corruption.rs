@@ -39,7 +39,10 @@ fn read(db: &Path) -> Result<usize, Error> {
 }
 
 fn assets() -> usize {
-    ferry_phonegen::expected::read(&base().join("expected.json")).expect("expected").assets.len()
+    ferry_phonegen::expected::read(&base().join("expected.json"))
+        .expect("expected")
+        .assets
+        .len()
 }
 
 /// Applies SQL to a read-write copy and folds the WAL into the main file.
@@ -111,7 +114,10 @@ fn wal_cut_mid_frame_is_a_typed_error() {
     let (_d, db) = copy_db(base());
     let wal = db.with_file_name("Photos.sqlite-wal");
     let len = std::fs::metadata(&wal).expect("meta").len();
-    let f = std::fs::OpenOptions::new().write(true).open(&wal).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .expect("open");
     f.set_len(len - 1000).expect("truncate");
     let err = PhotosDb::open(&db).expect_err("truncated");
     assert!(matches!(err, Error::TruncatedWal { .. }), "{err}");
@@ -141,7 +147,10 @@ fn not_a_database() {
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
 
     let other = dir.path().join("other.sqlite");
-    Connection::open(&other).expect("create").execute_batch("CREATE TABLE t (x)").expect("ddl");
+    Connection::open(&other)
+        .expect("create")
+        .execute_batch("CREATE TABLE t (x)")
+        .expect("ddl");
     let err = read(&other).expect_err("not photos");
     assert!(matches!(err, Error::NotPhotosDatabase { .. }), "{err}");
     assert!(err.to_string().contains("ZASSET"), "{err}");
@@ -153,11 +162,18 @@ fn not_a_database() {
 #[test]
 fn ios12_like_schema_names_what_is_missing() {
     let (_d, db) = copy_db(base());
-    modify(&db, "ALTER TABLE ZINTERNALRESOURCE RENAME COLUMN ZDATASTORECLASSID TO ZDATASTOREID").expect("rename");
+    modify(
+        &db,
+        "ALTER TABLE ZINTERNALRESOURCE RENAME COLUMN ZDATASTORECLASSID TO ZDATASTOREID",
+    )
+    .expect("rename");
     let err = read(&db).expect_err("unsupported");
     let msg = err.to_string();
     assert!(matches!(err, Error::UnsupportedSchema { .. }), "{msg}");
-    assert!(msg.contains("ZINTERNALRESOURCE.ZDATASTORECLASSID") && msg.contains("iOS 12"), "{msg}");
+    assert!(
+        msg.contains("ZINTERNALRESOURCE.ZDATASTORECLASSID") && msg.contains("iOS 12"),
+        "{msg}"
+    );
     assert!(msg.contains("18405"), "model version in message: {msg}");
 }
 
@@ -166,16 +182,37 @@ fn ios12_like_schema_names_what_is_missing() {
 #[test]
 fn column_removal_gives_typed_errors() {
     let required = [
-        "ZASSET.ZUUID", "ZASSET.ZDIRECTORY", "ZASSET.ZFILENAME", "ZASSET.ZKIND", "ZASSET.ZTRASHEDSTATE",
-        "ZASSET.ZSAVEDASSETTYPE", "ZINTERNALRESOURCE.ZASSET", "ZINTERNALRESOURCE.ZDATASTORECLASSID",
-        "ZINTERNALRESOURCE.ZDATASTORESUBTYPE", "ZINTERNALRESOURCE.ZRESOURCETYPE", "ZINTERNALRESOURCE.ZVERSION",
-        "ZINTERNALRESOURCE.ZRECIPEID", "ZINTERNALRESOURCE.ZLOCALAVAILABILITY", "ZINTERNALRESOURCE.ZREMOTEAVAILABILITY",
+        "ZASSET.ZUUID",
+        "ZASSET.ZDIRECTORY",
+        "ZASSET.ZFILENAME",
+        "ZASSET.ZKIND",
+        "ZASSET.ZTRASHEDSTATE",
+        "ZASSET.ZSAVEDASSETTYPE",
+        "ZINTERNALRESOURCE.ZASSET",
+        "ZINTERNALRESOURCE.ZDATASTORECLASSID",
+        "ZINTERNALRESOURCE.ZDATASTORESUBTYPE",
+        "ZINTERNALRESOURCE.ZRESOURCETYPE",
+        "ZINTERNALRESOURCE.ZVERSION",
+        "ZINTERNALRESOURCE.ZRECIPEID",
+        "ZINTERNALRESOURCE.ZLOCALAVAILABILITY",
+        "ZINTERNALRESOURCE.ZREMOTEAVAILABILITY",
     ];
     let (_d, probe) = copy_db(base());
     let conn = Connection::open(&probe).expect("open");
     let mut columns = Vec::new();
-    for table in ["ZASSET", "ZADDITIONALASSETATTRIBUTES", "ZINTERNALRESOURCE", "ZCLOUDMASTER", "ZASSETCONTRIBUTOR", "ZSHAREPARTICIPANT", "Z_PRIMARYKEY", "Z_METADATA"] {
-        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).expect("pragma");
+    for table in [
+        "ZASSET",
+        "ZADDITIONALASSETATTRIBUTES",
+        "ZINTERNALRESOURCE",
+        "ZCLOUDMASTER",
+        "ZASSETCONTRIBUTOR",
+        "ZSHAREPARTICIPANT",
+        "Z_PRIMARYKEY",
+        "Z_METADATA",
+    ] {
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA table_info({table})"))
+            .expect("pragma");
         let cols: Vec<(String, i64)> = stmt
             .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)?)))
             .expect("query")
@@ -194,15 +231,28 @@ fn column_removal_gives_typed_errors() {
         let (_d, db) = copy_db(base());
         let drop_indexes: String = {
             let c = Connection::open(&db).expect("open");
-            let mut s = c.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").expect("prep");
-            let names: Vec<String> = s.query_map([], |r| r.get(0)).expect("q").map(|r| r.expect("row")).collect();
+            let mut s = c
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+                .expect("prep");
+            let names: Vec<String> = s
+                .query_map([], |r| r.get(0))
+                .expect("q")
+                .map(|r| r.expect("row"))
+                .collect();
             names.iter().map(|i| format!("DROP INDEX {i};")).collect()
         };
-        modify(&db, &format!("{drop_indexes} ALTER TABLE {table} DROP COLUMN {col};")).expect("drop column");
+        modify(
+            &db,
+            &format!("{drop_indexes} ALTER TABLE {table} DROP COLUMN {col};"),
+        )
+        .expect("drop column");
         let name = format!("{table}.{col}");
         match read(&db) {
             Ok(got) => {
-                assert!(!required.contains(&name.as_str()), "{name} is required but reading succeeded");
+                assert!(
+                    !required.contains(&name.as_str()),
+                    "{name} is required but reading succeeded"
+                );
                 assert_eq!(got, n, "{name}");
             }
             Err(Error::UnsupportedSchema { missing, .. }) => {
@@ -230,7 +280,13 @@ fn table_removal_gives_typed_errors() {
         let r = read(&db);
         assert_eq!(r.is_ok(), expect_ok, "{table}: {r:?}");
         if let Err(e) = r {
-            assert!(matches!(e, Error::UnsupportedSchema { .. } | Error::NotPhotosDatabase { .. }), "{table}: {e}");
+            assert!(
+                matches!(
+                    e,
+                    Error::UnsupportedSchema { .. } | Error::NotPhotosDatabase { .. }
+                ),
+                "{table}: {e}"
+            );
         }
     }
 }
@@ -252,11 +308,18 @@ fn hostile_paths_are_excluded_not_followed() {
     let records = PhotosDb::open(&db).expect("open").read_all().expect("read");
     for pk in [1, 2, 3, 4, 6] {
         let r = &records[pk - 1];
-        assert!(matches!(r.exclusion, Some(Exclusion::InvalidPath(_))), "#{pk}: {:?}", r.exclusion);
+        assert!(
+            matches!(r.exclusion, Some(Exclusion::InvalidPath(_))),
+            "#{pk}: {:?}",
+            r.exclusion
+        );
         assert!(r.resources.is_empty(), "#{pk} must expose no path");
     }
     assert!(matches!(records[6].exclusion, Some(Exclusion::BadRow(_))));
-    let p8 = records[7].primary().and_then(|p| p.location.exact()).expect("absolute under Media is fine");
+    let p8 = records[7]
+        .primary()
+        .and_then(|p| p.location.exact())
+        .expect("absolute under Media is fine");
     assert!(p8.as_str().starts_with("DCIM/100APPLE/"), "{p8}");
 }
 
@@ -266,7 +329,13 @@ fn hostile_paths_are_excluded_not_followed() {
 fn entity_numbers_are_resolved_dynamically() {
     let img = common::generate(IosSchema::Ios16, 5, 45, IcloudPhotos::On);
     let (_d, db) = copy_db(img.path());
-    let before: Vec<SharedLibrary> = PhotosDb::open(&db).expect("open").read_all().expect("read").iter().map(|r| r.flags.shared_library).collect();
+    let before: Vec<SharedLibrary> = PhotosDb::open(&db)
+        .expect("open")
+        .read_all()
+        .expect("read")
+        .iter()
+        .map(|r| r.flags.shared_library)
+        .collect();
     assert!(before.contains(&SharedLibrary::Other) && before.contains(&SharedLibrary::Mine));
     modify(
         &db,
@@ -276,8 +345,16 @@ fn entity_numbers_are_resolved_dynamically() {
     )
     .expect("renumber");
     let pdb = PhotosDb::open(&db).expect("open");
-    assert_eq!(pdb.schema().contributor_asset_column.as_deref(), Some("Z9LIBRARYSCOPEASSETCONTRIBUTORS"));
-    let after: Vec<SharedLibrary> = pdb.read_all().expect("read").iter().map(|r| r.flags.shared_library).collect();
+    assert_eq!(
+        pdb.schema().contributor_asset_column.as_deref(),
+        Some("Z9LIBRARYSCOPEASSETCONTRIBUTORS")
+    );
+    let after: Vec<SharedLibrary> = pdb
+        .read_all()
+        .expect("read")
+        .iter()
+        .map(|r| r.flags.shared_library)
+        .collect();
     assert_eq!(before, after);
 }
 
@@ -288,12 +365,29 @@ fn snapshot_ignores_a_stale_shm_and_keeps_the_source_untouched() {
     std::fs::write(src.join("Photos.sqlite-shm"), vec![0xAB; 32768]).expect("stale shm");
     let before: Vec<(String, u64)> = ["Photos.sqlite", "Photos.sqlite-wal", "Photos.sqlite-shm"]
         .iter()
-        .map(|f| (f.to_string(), std::fs::metadata(src.join(f)).expect("meta").len()))
+        .map(|f| {
+            (
+                f.to_string(),
+                std::fs::metadata(src.join(f)).expect("meta").len(),
+            )
+        })
         .collect();
-    let snap = take_snapshot(&mut DirSource::new(&src), &SnapshotOptions::default()).expect("snapshot");
+    let snap =
+        take_snapshot(&mut DirSource::new(&src), &SnapshotOptions::default()).expect("snapshot");
     assert_eq!(snap.attempts_used, 1);
     assert!(snap.wal.committed_frames > 0);
-    assert_eq!(snap.open().expect("open").read_all().expect("read").len(), 40);
-    let after: Vec<(String, u64)> = before.iter().map(|(f, _)| (f.clone(), std::fs::metadata(src.join(f)).expect("meta").len())).collect();
+    assert_eq!(
+        snap.open().expect("open").read_all().expect("read").len(),
+        40
+    );
+    let after: Vec<(String, u64)> = before
+        .iter()
+        .map(|(f, _)| {
+            (
+                f.clone(),
+                std::fs::metadata(src.join(f)).expect("meta").len(),
+            )
+        })
+        .collect();
     assert_eq!(before, after);
 }

@@ -44,14 +44,27 @@ fn committed_fixtures_match() {
 #[test]
 fn wal_holds_assets_a_wal_blind_reader_misses() {
     let img = generate(IosSchema::Ios16, 5, 100, IcloudPhotos::On);
-    let expected = ferry_phonegen::expected::read(&img.path().join("expected.json")).expect("expected");
+    let expected =
+        ferry_phonegen::expected::read(&img.path().join("expected.json")).expect("expected");
     let photo_data = img.path().join("Media/PhotoData");
-    assert!(std::fs::metadata(photo_data.join("Photos.sqlite-wal")).expect("wal").len() > 32);
+    assert!(
+        std::fs::metadata(photo_data.join("Photos.sqlite-wal"))
+            .expect("wal")
+            .len()
+            > 32
+    );
 
     // Main file only: the WAL is not copied.
     let blind = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(photo_data.join("Photos.sqlite"), blind.path().join("Photos.sqlite")).expect("copy");
-    let without = PhotosDb::open(&blind.path().join("Photos.sqlite")).expect("open").read_all().expect("read");
+    std::fs::copy(
+        photo_data.join("Photos.sqlite"),
+        blind.path().join("Photos.sqlite"),
+    )
+    .expect("copy");
+    let without = PhotosDb::open(&blind.path().join("Photos.sqlite"))
+        .expect("open")
+        .read_all()
+        .expect("read");
     assert_eq!(without.len() as u64, expected.wal.assets_in_main_file);
     assert!(without.len() < expected.assets.len());
 
@@ -82,5 +95,25 @@ fn tampered_expectation_is_caught() {
     assert_ne!(text, tampered);
     std::fs::write(&path, tampered).expect("write");
     let result = std::panic::catch_unwind(|| assert_image_matches(img.path()));
-    assert!(result.is_err(), "a wrong expectation must fail the comparison");
+    assert!(
+        result.is_err(),
+        "a wrong expectation must fail the comparison"
+    );
+}
+
+/// Big enough that DCIM folders roll over (999 files) and IMG_ numbers wrap after 9999, so
+/// the same on-disk name exists in two folders.
+#[test]
+fn large_image_with_wrapped_names_matches() {
+    let img = generate(IosSchema::Ios17, 21, 11_000, IcloudPhotos::On);
+    let dcim: Vec<String> = std::fs::read_dir(img.path().join("Media/DCIM"))
+        .expect("DCIM")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(dcim.len() > 10, "{dcim:?}");
+    assert!(img
+        .path()
+        .join("Media/DCIM/100APPLE/IMG_0001.HEIC")
+        .exists());
+    assert_image_matches(img.path());
 }

@@ -32,12 +32,36 @@ fn model(v: u8) -> Model {
     // Entity numbers: Asset 34 on iOS 13, 3 from iOS 14 (spec §2.7); album entities move
     // between models. PLModelVersion per iOS is ⚠ UNCONFIRMED (spec §2.1), logging only.
     match v {
-        13 => Model { asset: 34, album: 26, model_version: 13210 },
-        14 => Model { asset: 3, album: 26, model_version: 14104 },
-        15 => Model { asset: 3, album: 27, model_version: 15331 },
-        16 => Model { asset: 3, album: 28, model_version: 16209 },
-        17 => Model { asset: 3, album: 28, model_version: 17206 },
-        _ => Model { asset: 3, album: 30, model_version: 18405 },
+        13 => Model {
+            asset: 34,
+            album: 26,
+            model_version: 13210,
+        },
+        14 => Model {
+            asset: 3,
+            album: 26,
+            model_version: 14104,
+        },
+        15 => Model {
+            asset: 3,
+            album: 27,
+            model_version: 15331,
+        },
+        16 => Model {
+            asset: 3,
+            album: 28,
+            model_version: 16209,
+        },
+        17 => Model {
+            asset: 3,
+            album: 28,
+            model_version: 17206,
+        },
+        _ => Model {
+            asset: 3,
+            album: 30,
+            model_version: 18405,
+        },
     }
 }
 
@@ -172,7 +196,11 @@ fn schema(v: u8, m: &Model) -> (Vec<String>, HashMap<String, Vec<&'static str>>)
     tables.push((asset_table.into(), pick(ASSET_COLS)));
     tables.push(("ZADDITIONALASSETATTRIBUTES".into(), pick(ATTR_COLS)));
     tables.push(("ZINTERNALRESOURCE".into(), pick(RESOURCE_COLS)));
-    let own = |cols: &[(&str, &'static str)]| cols.iter().map(|(c, t)| (c.to_string(), *t)).collect::<Vec<_>>();
+    let own = |cols: &[(&str, &'static str)]| {
+        cols.iter()
+            .map(|(c, t)| (c.to_string(), *t))
+            .collect::<Vec<_>>()
+    };
     tables.push((
         "ZCLOUDMASTER".into(),
         own(&[
@@ -205,13 +233,24 @@ fn schema(v: u8, m: &Model) -> (Vec<String>, HashMap<String, Vec<&'static str>>)
     if v >= 16 {
         tables.push((
             "ZSHAREPARTICIPANT".into(),
-            own(&[("ZISCURRENTUSER", "INTEGER"), ("ZROLE", "INTEGER"), ("ZSHARE", "INTEGER"), ("ZUUID", "VARCHAR")]),
+            own(&[
+                ("ZISCURRENTUSER", "INTEGER"),
+                ("ZROLE", "INTEGER"),
+                ("ZSHARE", "INTEGER"),
+                ("ZUUID", "VARCHAR"),
+            ]),
         ));
         let fk = format!("Z{}LIBRARYSCOPEASSETCONTRIBUTORS", m.asset);
-        tables.push(("ZASSETCONTRIBUTOR".into(), vec![("ZPARTICIPANT".into(), "INTEGER"), (fk, "INTEGER")]));
+        tables.push((
+            "ZASSETCONTRIBUTOR".into(),
+            vec![("ZPARTICIPANT".into(), "INTEGER"), (fk, "INTEGER")],
+        ));
     }
     if v <= 14 {
-        tables.push(("ZUNIFORMTYPEIDENTIFIER".into(), own(&[("ZIDENTIFIER", "VARCHAR")])));
+        tables.push((
+            "ZUNIFORMTYPEIDENTIFIER".into(),
+            own(&[("ZIDENTIFIER", "VARCHAR")]),
+        ));
     }
     tables.push((
         "ZGENERICALBUM".into(),
@@ -245,12 +284,18 @@ fn schema(v: u8, m: &Model) -> (Vec<String>, HashMap<String, Vec<&'static str>>)
         "CREATE TABLE Z_{al}ASSETS ( Z_{al}ALBUMS INTEGER, Z_{a}ASSETS INTEGER, Z_FOK_{a}ASSETS INTEGER, \
          PRIMARY KEY (Z_{al}ALBUMS, Z_{a}ASSETS) )"
     ));
-    ddl.push(format!("CREATE INDEX Z_{al}ASSETS_Z_{a}ASSETS_INDEX ON Z_{al}ASSETS (Z_{a}ASSETS, Z_{al}ALBUMS)"));
+    ddl.push(format!(
+        "CREATE INDEX Z_{al}ASSETS_Z_{a}ASSETS_INDEX ON Z_{al}ASSETS (Z_{a}ASSETS, Z_{al}ALBUMS)"
+    ));
     ddl.push("CREATE INDEX ZINTERNALRESOURCE_ZASSET_INDEX ON ZINTERNALRESOURCE (ZASSET)".into());
     ddl.push("CREATE INDEX ZADDITIONALASSETATTRIBUTES_ZASSET_INDEX ON ZADDITIONALASSETATTRIBUTES (ZASSET)".into());
     ddl.push(format!("CREATE INDEX {asset_table}_ZADDITIONALATTRIBUTES_INDEX ON {asset_table} (ZADDITIONALATTRIBUTES)"));
-    ddl.push(format!("CREATE INDEX {asset_table}_ZMASTER_INDEX ON {asset_table} (ZMASTER)"));
-    ddl.push(format!("CREATE INDEX {asset_table}_ZUUID_INDEX ON {asset_table} (ZUUID)"));
+    ddl.push(format!(
+        "CREATE INDEX {asset_table}_ZMASTER_INDEX ON {asset_table} (ZMASTER)"
+    ));
+    ddl.push(format!(
+        "CREATE INDEX {asset_table}_ZUUID_INDEX ON {asset_table} (ZUUID)"
+    ));
     (ddl, columns)
 }
 
@@ -283,7 +328,8 @@ impl Insert {
                 row[*i] = v;
             }
         }
-        conn.prepare_cached(&self.sql)?.execute(params_from_iter(row))?;
+        conn.prepare_cached(&self.sql)?
+            .execute(params_from_iter(row))?;
         Ok(())
     }
 }
@@ -338,11 +384,18 @@ pub(crate) fn write_db(plan: &Plan, photo_data: &Path, seed: u64) -> anyhow::Res
     let m = model(plan.version);
     let (ddl, columns) = schema(plan.version, &m);
     conn.execute_batch(&format!("BEGIN; {}; COMMIT;", ddl.join(";\n")))?;
-    let inserts = columns.iter().map(|(t, cols)| (t.clone(), Insert::new(t, cols))).collect();
+    let inserts = columns
+        .iter()
+        .map(|(t, cols)| (t.clone(), Insert::new(t, cols)))
+        .collect();
     let mut w = Writer {
         conn,
         plan,
-        asset_table: if plan.version <= 13 { "ZGENERICASSET" } else { "ZASSET" },
+        asset_table: if plan.version <= 13 {
+            "ZGENERICASSET"
+        } else {
+            "ZASSET"
+        },
         m,
         inserts,
         next_resource_pk: 1,
@@ -362,7 +415,8 @@ pub(crate) fn write_db(plan: &Plan, photo_data: &Path, seed: u64) -> anyhow::Res
     }
     w.primary_keys()?;
     w.conn.execute_batch("COMMIT")?;
-    w.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    w.conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
 
     // Part 2: newest assets and later state changes, committed to the WAL only.
     w.conn.execute_batch("BEGIN")?;
@@ -395,17 +449,28 @@ impl Writer<'_> {
             .inserts
             .get(table)
             .with_context(|| format!("internal error: no table {table}"))?;
-        i.run(&self.conn, vals).with_context(|| format!("inserting into {table}"))
+        i.run(&self.conn, vals)
+            .with_context(|| format!("inserting into {table}"))
     }
 
     fn fixed_rows(&mut self, seed: u64) -> anyhow::Result<()> {
         let mut dict = plist::Dictionary::new();
-        dict.insert("PLModelVersion".into(), plist::Value::Integer(self.m.model_version.into()));
-        dict.insert("NSPersistenceFrameworkVersion".into(), plist::Value::Integer(1338.into()));
+        dict.insert(
+            "PLModelVersion".into(),
+            plist::Value::Integer(self.m.model_version.into()),
+        );
+        dict.insert(
+            "NSPersistenceFrameworkVersion".into(),
+            plist::Value::Integer(1338.into()),
+        );
         dict.insert("NSStoreType".into(), plist::Value::String("SQLite".into()));
         let mut blob = Vec::new();
         plist::Value::Dictionary(dict).to_writer_binary(&mut blob)?;
-        let uuid = format!("{:08X}-0000-4000-8000-{:012X}", seed as u32, seed & 0xFFFF_FFFF_FFFF);
+        let uuid = format!(
+            "{:08X}-0000-4000-8000-{:012X}",
+            seed as u32,
+            seed & 0xFFFF_FFFF_FFFF
+        );
         self.conn.execute(
             "INSERT INTO Z_METADATA (Z_VERSION, Z_UUID, Z_PLIST) VALUES (1, ?1, ?2)",
             rusqlite::params![uuid, blob],
@@ -425,19 +490,96 @@ impl Writer<'_> {
             {
                 let pk = i as i64 + 1;
                 self.uti_pk.insert(uti, pk);
-                self.ins("ZUNIFORMTYPEIDENTIFIER", vec![("Z_PK", int(pk)), ("Z_ENT", int(ENT_UTI)), ("Z_OPT", int(1)), ("ZIDENTIFIER", txt(uti))])?;
+                self.ins(
+                    "ZUNIFORMTYPEIDENTIFIER",
+                    vec![
+                        ("Z_PK", int(pk)),
+                        ("Z_ENT", int(ENT_UTI)),
+                        ("Z_OPT", int(1)),
+                        ("ZIDENTIFIER", txt(uti)),
+                    ],
+                )?;
             }
         }
         // Share 1: the iCloud-link (moment share) container. Share 2: the Shared Library.
-        self.ins("ZSHARE", vec![("Z_PK", int(1)), ("Z_ENT", int(ENT_SHARE)), ("Z_OPT", int(1)), ("ZSCOPETYPE", int(1)), ("ZSTATUS", int(1)), ("ZSCOPEIDENTIFIER", txt("CMM-SHARE-1")), ("ZTITLE", txt("Weekend"))])?;
+        self.ins(
+            "ZSHARE",
+            vec![
+                ("Z_PK", int(1)),
+                ("Z_ENT", int(ENT_SHARE)),
+                ("Z_OPT", int(1)),
+                ("ZSCOPETYPE", int(1)),
+                ("ZSTATUS", int(1)),
+                ("ZSCOPEIDENTIFIER", txt("CMM-SHARE-1")),
+                ("ZTITLE", txt("Weekend")),
+            ],
+        )?;
         if self.plan.version >= 16 {
-            self.ins("ZSHARE", vec![("Z_PK", int(2)), ("Z_ENT", int(ENT_SHARE)), ("Z_OPT", int(1)), ("ZSCOPETYPE", int(4)), ("ZSTATUS", int(3)), ("ZSCOPEIDENTIFIER", txt("SharedSync-7D1C5F0E-2B8A-4F3C-9E61-0A5B7C3D2E1F"))])?;
-            self.ins("ZSHAREPARTICIPANT", vec![("Z_PK", int(1)), ("Z_ENT", int(ENT_PARTICIPANT)), ("Z_OPT", int(1)), ("ZISCURRENTUSER", int(1)), ("ZROLE", int(1)), ("ZSHARE", int(2)), ("ZUUID", txt("ME"))])?;
-            self.ins("ZSHAREPARTICIPANT", vec![("Z_PK", int(2)), ("Z_ENT", int(ENT_PARTICIPANT)), ("Z_OPT", int(1)), ("ZISCURRENTUSER", int(0)), ("ZROLE", int(2)), ("ZSHARE", int(2)), ("ZUUID", txt("PARTNER"))])?;
+            self.ins(
+                "ZSHARE",
+                vec![
+                    ("Z_PK", int(2)),
+                    ("Z_ENT", int(ENT_SHARE)),
+                    ("Z_OPT", int(1)),
+                    ("ZSCOPETYPE", int(4)),
+                    ("ZSTATUS", int(3)),
+                    (
+                        "ZSCOPEIDENTIFIER",
+                        txt("SharedSync-7D1C5F0E-2B8A-4F3C-9E61-0A5B7C3D2E1F"),
+                    ),
+                ],
+            )?;
+            self.ins(
+                "ZSHAREPARTICIPANT",
+                vec![
+                    ("Z_PK", int(1)),
+                    ("Z_ENT", int(ENT_PARTICIPANT)),
+                    ("Z_OPT", int(1)),
+                    ("ZISCURRENTUSER", int(1)),
+                    ("ZROLE", int(1)),
+                    ("ZSHARE", int(2)),
+                    ("ZUUID", txt("ME")),
+                ],
+            )?;
+            self.ins(
+                "ZSHAREPARTICIPANT",
+                vec![
+                    ("Z_PK", int(2)),
+                    ("Z_ENT", int(ENT_PARTICIPANT)),
+                    ("Z_OPT", int(1)),
+                    ("ZISCURRENTUSER", int(0)),
+                    ("ZROLE", int(2)),
+                    ("ZSHARE", int(2)),
+                    ("ZUUID", txt("PARTNER")),
+                ],
+            )?;
         }
         let album_ent = self.m.album;
-        self.ins("ZGENERICALBUM", vec![("Z_PK", int(1)), ("Z_ENT", int(album_ent)), ("Z_OPT", int(1)), ("ZKIND", int(2)), ("ZTRASHEDSTATE", int(0)), ("ZTITLE", txt("Favourites 2023")), ("ZUUID", txt("ALBUM-USER-1"))])?;
-        self.ins("ZGENERICALBUM", vec![("Z_PK", int(2)), ("Z_ENT", int(album_ent)), ("Z_OPT", int(1)), ("ZKIND", int(1505)), ("ZTRASHEDSTATE", int(0)), ("ZCLOUDGUID", txt("SHARED-ALBUM-GUID")), ("ZTITLE", txt("Family")), ("ZUUID", txt("ALBUM-SHARED-1"))])?;
+        self.ins(
+            "ZGENERICALBUM",
+            vec![
+                ("Z_PK", int(1)),
+                ("Z_ENT", int(album_ent)),
+                ("Z_OPT", int(1)),
+                ("ZKIND", int(2)),
+                ("ZTRASHEDSTATE", int(0)),
+                ("ZTITLE", txt("Favourites 2023")),
+                ("ZUUID", txt("ALBUM-USER-1")),
+            ],
+        )?;
+        self.ins(
+            "ZGENERICALBUM",
+            vec![
+                ("Z_PK", int(2)),
+                ("Z_ENT", int(album_ent)),
+                ("Z_OPT", int(1)),
+                ("ZKIND", int(1505)),
+                ("ZTRASHEDSTATE", int(0)),
+                ("ZCLOUDGUID", txt("SHARED-ALBUM-GUID")),
+                ("ZTITLE", txt("Family")),
+                ("ZUUID", txt("ALBUM-SHARED-1")),
+            ],
+        )?;
         Ok(())
     }
 
@@ -487,100 +629,190 @@ impl Writer<'_> {
         if let Some(guid) = &a.cloud_guid {
             let pk = self.next_master_pk;
             self.next_master_pk += 1;
-            self.ins("ZCLOUDMASTER", vec![
-                ("Z_PK", int(pk)), ("Z_ENT", int(ENT_MASTER)), ("Z_OPT", int(1)),
-                ("ZCLOUDLOCALSTATE", int(3)), ("ZCREATIONDATE", opt_real(a.created)),
-                ("ZCLOUDMASTERGUID", txt(&format!("M{guid}"))),
-                ("ZORIGINALFILENAME", opt_txt(a.original_filename.as_deref())),
-                ("ZUNIFORMTYPEIDENTIFIER", txt(a.uti)),
-            ])?;
+            self.ins(
+                "ZCLOUDMASTER",
+                vec![
+                    ("Z_PK", int(pk)),
+                    ("Z_ENT", int(ENT_MASTER)),
+                    ("Z_OPT", int(1)),
+                    ("ZCLOUDLOCALSTATE", int(3)),
+                    ("ZCREATIONDATE", opt_real(a.created)),
+                    ("ZCLOUDMASTERGUID", txt(&format!("M{guid}"))),
+                    ("ZORIGINALFILENAME", opt_txt(a.original_filename.as_deref())),
+                    ("ZUNIFORMTYPEIDENTIFIER", txt(a.uti)),
+                ],
+            )?;
             master = int(pk);
         }
         let mut adjustment = Value::Null;
         if a.edited {
             let pk = self.next_adjustment_pk;
             self.next_adjustment_pk += 1;
-            self.ins("ZUNMANAGEDADJUSTMENT", vec![
-                ("Z_PK", int(pk)), ("Z_ENT", int(ENT_ADJUSTMENT)), ("Z_OPT", int(1)),
-                ("ZASSETATTRIBUTES", int(a.pk)), ("ZADJUSTMENTTIMESTAMP", opt_real(added)),
-                ("ZADJUSTMENTFORMATIDENTIFIER", txt("com.apple.photo")),
-                ("ZEDITORLOCALIZEDNAME", txt("Photos")),
-            ])?;
+            self.ins(
+                "ZUNMANAGEDADJUSTMENT",
+                vec![
+                    ("Z_PK", int(pk)),
+                    ("Z_ENT", int(ENT_ADJUSTMENT)),
+                    ("Z_OPT", int(1)),
+                    ("ZASSETATTRIBUTES", int(a.pk)),
+                    ("ZADJUSTMENTTIMESTAMP", opt_real(added)),
+                    ("ZADJUSTMENTFORMATIDENTIFIER", txt("com.apple.photo")),
+                    ("ZEDITORLOCALIZEDNAME", txt("Photos")),
+                ],
+            )?;
             adjustment = int(pk);
         }
         let table = self.asset_table;
-        self.ins(table, vec![
-            ("Z_PK", int(a.pk)), ("Z_ENT", int(self.m.asset)), ("Z_OPT", int(if part1 { 3 } else { 1 })),
-            ("ZACTIVELIBRARYSCOPEPARTICIPATIONSTATE", int(i64::from(a.spl.is_some()))),
-            ("ZADJUSTMENTSSTATE", int(if a.edited { 2 } else { 0 })),
-            ("ZAVALANCHEKIND", int(i64::from(a.burst.is_some()))),
-            ("ZAVALANCHEPICKTYPE", int(a.burst.as_ref().map_or(0, |b| b.1))),
-            ("ZBUNDLESCOPE", int(a.bundle_scope)),
-            ("ZCLOUDLOCALSTATE", int(a.cloud_local_state)),
-            ("ZCLOUDPLACEHOLDERKIND", int(0)),
-            ("ZCOMPLETE", int(1)),
-            ("ZCUSTOMRENDEREDVALUE", int(0)),
-            ("ZDEFERREDPROCESSINGNEEDED", int(0)),
-            ("ZDEPTHSTATES", int(0)),
-            ("ZDEPTHTYPE", int(0)),
-            ("ZDUPLICATEASSETVISIBILITYSTATE", int(0)),
-            ("ZHASADJUSTMENTS", int(i64::from(a.edited))),
-            ("ZHDRTYPE", int(0)),
-            ("ZHEIGHT", int(a.height)),
-            ("ZHIDDEN", int(i64::from(a.hidden))),
-            ("ZISDETECTEDSCREENSHOT", int(i64::from(a.screenshot))),
-            ("ZKIND", int(a.kind)),
-            ("ZKINDSUBTYPE", int(a.subtype)),
-            ("ZLIBRARYSCOPESHARESTATE", int(0)),
-            ("ZPLAYBACKSTYLE", int(a.playback)),
-            ("ZSAVEDASSETTYPE", int(a.saved_type)),
-            ("ZSPATIALTYPE", int(0)),
-            ("ZSYNDICATIONSTATE", int(if a.syndication.is_some() { if a.saved_type == 12 { 0 } else { 2 } } else { 0 })),
-            ("ZTRASHEDSTATE", int(i64::from(trashed_now))),
-            ("ZVISIBILITYSTATE", int(a.visibility)),
-            ("ZWIDTH", int(a.width)),
-            ("ZADDITIONALATTRIBUTES", int(a.pk)),
-            ("ZLIBRARYSCOPE", if a.spl.is_some() { int(2) } else { Value::Null }),
-            ("ZMASTER", master),
-            ("ZMOMENTSHARE", if a.moment_share { int(1) } else { Value::Null }),
-            ("ZADDEDDATE", opt_real(added)),
-            ("ZADJUSTMENTTIMESTAMP", if a.edited { opt_real(added) } else { Value::Null }),
-            ("ZCLOUDBATCHPUBLISHDATE", if a.shared_album { opt_real(added) } else { Value::Null }),
-            ("ZDATECREATED", opt_real(a.created)),
-            ("ZMODIFICATIONDATE", opt_real(added)),
-            ("ZTRASHEDDATE", if trashed_now { opt_real(added) } else { Value::Null }),
-            ("ZDURATION", Value::Real(a.duration)),
-            ("ZLATITUDE", Value::Real(-180.0)),
-            ("ZLONGITUDE", Value::Real(-180.0)),
-            ("ZAVALANCHEUUID", opt_txt(a.burst.as_ref().map(|b| b.0.as_str()))),
-            ("ZCLOUDASSETGUID", opt_txt(a.cloud_guid.as_deref())),
-            ("ZDIRECTORY", opt_txt(a.dir.as_deref())),
-            ("ZFILENAME", opt_txt(a.filename.as_deref())),
-            ("ZMEDIAGROUPUUID", opt_txt(a.media_group.as_deref())),
-            ("ZUNIFORMTYPEIDENTIFIER", txt(a.uti)),
-            ("ZUUID", txt(&a.uuid)),
-        ])?;
+        self.ins(
+            table,
+            vec![
+                ("Z_PK", int(a.pk)),
+                ("Z_ENT", int(self.m.asset)),
+                ("Z_OPT", int(if part1 { 3 } else { 1 })),
+                (
+                    "ZACTIVELIBRARYSCOPEPARTICIPATIONSTATE",
+                    int(i64::from(a.spl.is_some())),
+                ),
+                ("ZADJUSTMENTSSTATE", int(if a.edited { 2 } else { 0 })),
+                ("ZAVALANCHEKIND", int(i64::from(a.burst.is_some()))),
+                (
+                    "ZAVALANCHEPICKTYPE",
+                    int(a.burst.as_ref().map_or(0, |b| b.1)),
+                ),
+                ("ZBUNDLESCOPE", int(a.bundle_scope)),
+                ("ZCLOUDLOCALSTATE", int(a.cloud_local_state)),
+                ("ZCLOUDPLACEHOLDERKIND", int(0)),
+                ("ZCOMPLETE", int(1)),
+                ("ZCUSTOMRENDEREDVALUE", int(0)),
+                ("ZDEFERREDPROCESSINGNEEDED", int(0)),
+                ("ZDEPTHSTATES", int(0)),
+                ("ZDEPTHTYPE", int(0)),
+                ("ZDUPLICATEASSETVISIBILITYSTATE", int(0)),
+                ("ZHASADJUSTMENTS", int(i64::from(a.edited))),
+                ("ZHDRTYPE", int(0)),
+                ("ZHEIGHT", int(a.height)),
+                ("ZHIDDEN", int(i64::from(a.hidden))),
+                ("ZISDETECTEDSCREENSHOT", int(i64::from(a.screenshot))),
+                ("ZKIND", int(a.kind)),
+                ("ZKINDSUBTYPE", int(a.subtype)),
+                ("ZLIBRARYSCOPESHARESTATE", int(0)),
+                ("ZPLAYBACKSTYLE", int(a.playback)),
+                ("ZSAVEDASSETTYPE", int(a.saved_type)),
+                ("ZSPATIALTYPE", int(0)),
+                (
+                    "ZSYNDICATIONSTATE",
+                    int(if a.syndication.is_some() {
+                        if a.saved_type == 12 {
+                            0
+                        } else {
+                            2
+                        }
+                    } else {
+                        0
+                    }),
+                ),
+                ("ZTRASHEDSTATE", int(i64::from(trashed_now))),
+                ("ZVISIBILITYSTATE", int(a.visibility)),
+                ("ZWIDTH", int(a.width)),
+                ("ZADDITIONALATTRIBUTES", int(a.pk)),
+                (
+                    "ZLIBRARYSCOPE",
+                    if a.spl.is_some() { int(2) } else { Value::Null },
+                ),
+                ("ZMASTER", master),
+                (
+                    "ZMOMENTSHARE",
+                    if a.moment_share { int(1) } else { Value::Null },
+                ),
+                ("ZADDEDDATE", opt_real(added)),
+                (
+                    "ZADJUSTMENTTIMESTAMP",
+                    if a.edited {
+                        opt_real(added)
+                    } else {
+                        Value::Null
+                    },
+                ),
+                (
+                    "ZCLOUDBATCHPUBLISHDATE",
+                    if a.shared_album {
+                        opt_real(added)
+                    } else {
+                        Value::Null
+                    },
+                ),
+                ("ZDATECREATED", opt_real(a.created)),
+                ("ZMODIFICATIONDATE", opt_real(added)),
+                (
+                    "ZTRASHEDDATE",
+                    if trashed_now {
+                        opt_real(added)
+                    } else {
+                        Value::Null
+                    },
+                ),
+                ("ZDURATION", Value::Real(a.duration)),
+                ("ZLATITUDE", Value::Real(-180.0)),
+                ("ZLONGITUDE", Value::Real(-180.0)),
+                (
+                    "ZAVALANCHEUUID",
+                    opt_txt(a.burst.as_ref().map(|b| b.0.as_str())),
+                ),
+                ("ZCLOUDASSETGUID", opt_txt(a.cloud_guid.as_deref())),
+                ("ZDIRECTORY", opt_txt(a.dir.as_deref())),
+                ("ZFILENAME", opt_txt(a.filename.as_deref())),
+                ("ZMEDIAGROUPUUID", opt_txt(a.media_group.as_deref())),
+                ("ZUNIFORMTYPEIDENTIFIER", txt(a.uti)),
+                ("ZUUID", txt(&a.uuid)),
+            ],
+        )?;
         let fingerprint = format!("A{}", &a.uuid[..8]);
-        self.ins("ZADDITIONALASSETATTRIBUTES", vec![
-            ("Z_PK", int(a.pk)), ("Z_ENT", int(ENT_ATTRS)), ("Z_OPT", int(1)),
-            ("ZORIGINALFILESIZE", int(a.original_size as i64)),
-            ("ZORIGINALHEIGHT", int(a.height)), ("ZORIGINALWIDTH", int(a.width)),
-            ("ZORIGINALORIENTATION", int(1)),
-            ("ZORIGINALRESOURCECHOICE", int(a.raw_choice)),
-            ("ZSYNDICATIONHISTORY", a.syndication.as_ref().map_or(Value::Null, |s| int(s.1))),
-            ("ZTIMEZONEOFFSET", int(a.tz_offset)),
-            ("ZASSET", int(a.pk)),
-            ("ZUNMANAGEDADJUSTMENT", adjustment),
-            ("ZADJUSTEDFINGERPRINT", if a.edited { txt(&format!("{fingerprint}e")) } else { Value::Null }),
-            ("ZADJUSTEDSTABLEHASH", if a.edited { txt(&format!("{fingerprint}e")) } else { Value::Null }),
-            ("ZCREATORBUNDLEID", txt("com.apple.camera")),
-            ("ZIMPORTEDBYBUNDLEIDENTIFIER", txt("com.apple.camera")),
-            ("ZMASTERFINGERPRINT", txt(&fingerprint)),
-            ("ZORIGINALFILENAME", opt_txt(a.original_filename.as_deref())),
-            ("ZORIGINALSTABLEHASH", txt(&fingerprint)),
-            ("ZSYNDICATIONIDENTIFIER", opt_txt(a.syndication.as_ref().map(|s| s.0.as_str()))),
-            ("ZTIMEZONENAME", txt(&a.tz_name)),
-        ])?;
+        self.ins(
+            "ZADDITIONALASSETATTRIBUTES",
+            vec![
+                ("Z_PK", int(a.pk)),
+                ("Z_ENT", int(ENT_ATTRS)),
+                ("Z_OPT", int(1)),
+                ("ZORIGINALFILESIZE", int(a.original_size as i64)),
+                ("ZORIGINALHEIGHT", int(a.height)),
+                ("ZORIGINALWIDTH", int(a.width)),
+                ("ZORIGINALORIENTATION", int(1)),
+                ("ZORIGINALRESOURCECHOICE", int(a.raw_choice)),
+                (
+                    "ZSYNDICATIONHISTORY",
+                    a.syndication.as_ref().map_or(Value::Null, |s| int(s.1)),
+                ),
+                ("ZTIMEZONEOFFSET", int(a.tz_offset)),
+                ("ZASSET", int(a.pk)),
+                ("ZUNMANAGEDADJUSTMENT", adjustment),
+                (
+                    "ZADJUSTEDFINGERPRINT",
+                    if a.edited {
+                        txt(&format!("{fingerprint}e"))
+                    } else {
+                        Value::Null
+                    },
+                ),
+                (
+                    "ZADJUSTEDSTABLEHASH",
+                    if a.edited {
+                        txt(&format!("{fingerprint}e"))
+                    } else {
+                        Value::Null
+                    },
+                ),
+                ("ZCREATORBUNDLEID", txt("com.apple.camera")),
+                ("ZIMPORTEDBYBUNDLEIDENTIFIER", txt("com.apple.camera")),
+                ("ZMASTERFINGERPRINT", txt(&fingerprint)),
+                ("ZORIGINALFILENAME", opt_txt(a.original_filename.as_deref())),
+                ("ZORIGINALSTABLEHASH", txt(&fingerprint)),
+                (
+                    "ZSYNDICATIONIDENTIFIER",
+                    opt_txt(a.syndication.as_ref().map(|s| s.0.as_str())),
+                ),
+                ("ZTIMEZONENAME", txt(&a.tz_name)),
+            ],
+        )?;
         for (i, r) in a.resources.iter().enumerate() {
             let purge_later = part1 && a.late_purge && r.role == Some(Role::Primary);
             let pk = self.resource(a, i, r, purge_later)?;
@@ -592,13 +824,24 @@ impl Writer<'_> {
             let pk = self.next_contributor_pk;
             self.next_contributor_pk += 1;
             let fk = format!("Z{}LIBRARYSCOPEASSETCONTRIBUTORS", self.m.asset);
-            self.ins("ZASSETCONTRIBUTOR", vec![
-                ("Z_PK", int(pk)), ("Z_ENT", int(ENT_CONTRIBUTOR)), ("Z_OPT", int(1)),
-                ("ZPARTICIPANT", int(if mine { 1 } else { 2 })),
-                (leak(&fk), int(a.pk)),
-            ])?;
+            self.ins(
+                "ZASSETCONTRIBUTOR",
+                vec![
+                    ("Z_PK", int(pk)),
+                    ("Z_ENT", int(ENT_CONTRIBUTOR)),
+                    ("Z_OPT", int(1)),
+                    ("ZPARTICIPANT", int(if mine { 1 } else { 2 })),
+                    (leak(&fk), int(a.pk)),
+                ],
+            )?;
         }
-        let album = if a.shared_album { Some(2) } else if a.pk % 7 == 0 && a.excluded.is_none() { Some(1) } else { None };
+        let album = if a.shared_album {
+            Some(2)
+        } else if a.pk % 7 == 0 && a.excluded.is_none() {
+            Some(1)
+        } else {
+            None
+        };
         if let Some(album) = album {
             let (al, at) = (self.m.album, self.m.asset);
             self.conn.execute(
@@ -610,7 +853,13 @@ impl Writer<'_> {
     }
 
     /// One `ZINTERNALRESOURCE` row; its columns follow from the planned intent.
-    fn resource(&mut self, a: &PAsset, i: usize, r: &PResource, purge_later: bool) -> anyhow::Result<i64> {
+    fn resource(
+        &mut self,
+        a: &PAsset,
+        i: usize,
+        r: &PResource,
+        purge_later: bool,
+    ) -> anyhow::Result<i64> {
         let pk = self.next_resource_pk;
         self.next_resource_pk += 1;
         let avail = if purge_later { Avail::Local } else { r.avail };
@@ -641,39 +890,58 @@ impl Writer<'_> {
         };
         let key: Value = if local {
             // Opaque locator (spec §8.7): only NULL / non-NULL matters.
-            Value::Blob(vec![0x03, 0x00, (pk >> 24) as u8, (pk >> 16) as u8, (pk >> 8) as u8, pk as u8])
+            Value::Blob(vec![
+                0x03,
+                0x00,
+                (pk >> 24) as u8,
+                (pk >> 16) as u8,
+                (pk >> 8) as u8,
+                pk as u8,
+            ])
         } else {
             Value::Null
         };
         let uti = self.uti_pk.get(r.uti).map_or(Value::Null, |p| int(*p));
-        self.ins("ZINTERNALRESOURCE", vec![
-            ("Z_PK", int(pk)), ("Z_ENT", int(ENT_RESOURCE)), ("Z_OPT", int(1)),
-            ("ZCLOUDSOURCETYPE", int(0)),
-            ("ZCOMPACTUTI", int(compact_uti(r.uti))),
-            ("ZDATASTORECLASSID", int(r.class)),
-            ("ZDATASTORESUBTYPE", int(r.subtype)),
-            ("ZLOCALAVAILABILITY", int(la)),
-            ("ZLOCALAVAILABILITYTARGET", int(0)),
-            ("ZRECIPEID", int(r.recipe)),
-            ("ZREMOTEAVAILABILITY", int(ra)),
-            ("ZREMOTEAVAILABILITYTARGET", int(0)),
-            ("ZRESOURCETYPE", int(r.rtype)),
-            ("ZTRASHEDSTATE", int(0)),
-            ("ZUNORIENTEDHEIGHT", int(a.height)),
-            ("ZUNORIENTEDWIDTH", int(a.width)),
-            ("ZUTICONFORMANCEHINT", int(0)),
-            ("ZVERSION", int(r.version)),
-            ("ZCLOUDLOCALSTATE", int(cloud_state)),
-            ("ZDATALENGTH", int(r.len as i64)),
-            ("ZFILEID", int(file_id)),
-            ("ZASSET", int(a.pk)),
-            ("ZUNIFORMTYPEIDENTIFIER", uti),
-            ("ZCLOUDMASTERDATECREATED", opt_real(a.created)),
-            ("ZCODECFOURCHARCODENAME", if r.uti.contains("movie") || r.uti.contains("mpeg") { txt("hvc1") } else { Value::Null }),
-            ("ZFINGERPRINT", opt_txt(fingerprint.as_deref())),
-            ("ZSTABLEHASH", opt_txt(fingerprint.as_deref())),
-            ("ZDATASTOREKEYDATA", key),
-        ])?;
+        self.ins(
+            "ZINTERNALRESOURCE",
+            vec![
+                ("Z_PK", int(pk)),
+                ("Z_ENT", int(ENT_RESOURCE)),
+                ("Z_OPT", int(1)),
+                ("ZCLOUDSOURCETYPE", int(0)),
+                ("ZCOMPACTUTI", int(compact_uti(r.uti))),
+                ("ZDATASTORECLASSID", int(r.class)),
+                ("ZDATASTORESUBTYPE", int(r.subtype)),
+                ("ZLOCALAVAILABILITY", int(la)),
+                ("ZLOCALAVAILABILITYTARGET", int(0)),
+                ("ZRECIPEID", int(r.recipe)),
+                ("ZREMOTEAVAILABILITY", int(ra)),
+                ("ZREMOTEAVAILABILITYTARGET", int(0)),
+                ("ZRESOURCETYPE", int(r.rtype)),
+                ("ZTRASHEDSTATE", int(0)),
+                ("ZUNORIENTEDHEIGHT", int(a.height)),
+                ("ZUNORIENTEDWIDTH", int(a.width)),
+                ("ZUTICONFORMANCEHINT", int(0)),
+                ("ZVERSION", int(r.version)),
+                ("ZCLOUDLOCALSTATE", int(cloud_state)),
+                ("ZDATALENGTH", int(r.len as i64)),
+                ("ZFILEID", int(file_id)),
+                ("ZASSET", int(a.pk)),
+                ("ZUNIFORMTYPEIDENTIFIER", uti),
+                ("ZCLOUDMASTERDATECREATED", opt_real(a.created)),
+                (
+                    "ZCODECFOURCHARCODENAME",
+                    if r.uti.contains("movie") || r.uti.contains("mpeg") {
+                        txt("hvc1")
+                    } else {
+                        Value::Null
+                    },
+                ),
+                ("ZFINGERPRINT", opt_txt(fingerprint.as_deref())),
+                ("ZSTABLEHASH", opt_txt(fingerprint.as_deref())),
+                ("ZDATASTOREKEYDATA", key),
+            ],
+        )?;
         Ok(pk)
     }
 
@@ -705,14 +973,19 @@ impl Writer<'_> {
 
 /// A stand-in for iOS 15+'s encoded `ZCOMPACTUTI` (the real encoding is not documented).
 fn compact_uti(uti: &str) -> i64 {
-    uti.bytes().fold(7i64, |h, b| (h * 31 + i64::from(b)) % 1_000_003)
+    uti.bytes()
+        .fold(7i64, |h, b| (h * 31 + i64::from(b)) % 1_000_003)
 }
 
 /// Rewrites the WAL's salts from `seed` and recomputes every checksum, so the same seed gives
 /// a byte-identical WAL. Frames of an older generation are left alone (there are none here).
 fn resalt_wal(path: &Path, seed: u64) -> anyhow::Result<()> {
     let mut bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    anyhow::ensure!(bytes.len() >= 32, "internal error: {} has no WAL header", path.display());
+    anyhow::ensure!(
+        bytes.len() >= 32,
+        "internal error: {} has no WAL header",
+        path.display()
+    );
     let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let big_endian = be(&bytes[0..4]) & 1 == 1;
     let page = be(&bytes[8..12]) as usize;
@@ -726,7 +999,11 @@ fn resalt_wal(path: &Path, seed: u64) -> anyhow::Result<()> {
     let frame = 24 + page;
     let mut off = 32;
     while off + frame <= bytes.len() {
-        if (be(&bytes[off + 8..off + 12]), be(&bytes[off + 12..off + 16])) != old_salt {
+        if (
+            be(&bytes[off + 8..off + 12]),
+            be(&bytes[off + 12..off + 16]),
+        ) != old_salt
+        {
             break;
         }
         bytes[off + 8..off + 12].copy_from_slice(&new_salt.0.to_be_bytes());
@@ -747,7 +1024,11 @@ fn checksum(big_endian: bool, data: &[u8], s: (u32, u32)) -> (u32, u32) {
     for c in data.chunks_exact(8) {
         let w = |b: &[u8]| {
             let a = [b[0], b[1], b[2], b[3]];
-            if big_endian { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+            if big_endian {
+                u32::from_be_bytes(a)
+            } else {
+                u32::from_le_bytes(a)
+            }
         };
         s1 = s1.wrapping_add(w(&c[0..4])).wrapping_add(s2);
         s2 = s2.wrapping_add(w(&c[4..8])).wrapping_add(s1);

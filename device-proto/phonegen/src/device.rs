@@ -32,7 +32,9 @@ pub struct DeviceToml {
     pub unique_chip_id: u64,
 }
 
-const NAMES: &[&str] = &["Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis"];
+const NAMES: &[&str] = &[
+    "Ada", "Grace", "Alan", "Linus", "Margaret", "Ken", "Barbara", "Dennis",
+];
 
 /// Builds the device identity; `used_bytes` is what the image's media and database take.
 pub fn device(schema: IosSchema, seed: u64, used_bytes: u64, name: Option<&str>) -> DeviceToml {

@@ -211,12 +211,22 @@ pub(crate) fn utc(core_data: f64) -> String {
     )
 }
 
-fn resource(plan: &Plan, a: &PAsset, r: &PResource, hashes: &[String], files: &[PFile]) -> ExpectedResource {
+fn resource(
+    plan: &Plan,
+    a: &PAsset,
+    r: &PResource,
+    hashes: &[String],
+    files: &[PFile],
+) -> ExpectedResource {
     let upload = upload_name(plan, r.upload);
     let (action, size, sha) = if a.excluded.is_some() {
         ("excluded", None, None)
     } else if let Some(f) = r.file {
-        ("archive", files.get(f).map(|f| f.size), hashes.get(f).cloned())
+        (
+            "archive",
+            files.get(f).map(|f| f.size),
+            hashes.get(f).cloned(),
+        )
     } else if upload == "in_icloud" {
         ("fetch_on_phone", None, None)
     } else {
@@ -245,7 +255,11 @@ fn asset(plan: &Plan, a: &PAsset, hashes: &[String], files: &[PFile]) -> Expecte
             Some(r) => resources.push(resource(plan, a, r, hashes, files)),
             None => {
                 // No class-0 row (shared-album store): the reader still lists the path.
-                let upload = if plan.icloud_on { "unknown" } else { "icloud_photos_off" };
+                let upload = if plan.icloud_on {
+                    "unknown"
+                } else {
+                    "icloud_photos_off"
+                };
                 let (action, size, sha) = if a.excluded.is_some() {
                     ("excluded", None, None)
                 } else {
@@ -263,8 +277,18 @@ fn asset(plan: &Plan, a: &PAsset, hashes: &[String], files: &[PFile]) -> Expecte
                 });
             }
         }
-        for role in [Role::LiveVideo, Role::RawAlternate, Role::EditRender, Role::EditLiveVideo, Role::AdjustmentData] {
-            if let Some(r) = a.resources.iter().find(|r| r.role == Some(role) && r.class == 0) {
+        for role in [
+            Role::LiveVideo,
+            Role::RawAlternate,
+            Role::EditRender,
+            Role::EditLiveVideo,
+            Role::AdjustmentData,
+        ] {
+            if let Some(r) = a
+                .resources
+                .iter()
+                .find(|r| r.role == Some(role) && r.class == 0)
+            {
                 resources.push(resource(plan, a, r, hashes, files));
             }
         }
@@ -308,7 +332,11 @@ fn asset(plan: &Plan, a: &PAsset, hashes: &[String], files: &[PFile]) -> Expecte
 /// Builds the ground truth.
 pub(crate) fn build(plan: &Plan, hashes: &[String], header: Expected) -> Expected {
     let files = &plan.files;
-    let assets: Vec<ExpectedAsset> = plan.assets.iter().map(|a| asset(plan, a, hashes, files)).collect();
+    let assets: Vec<ExpectedAsset> = plan
+        .assets
+        .iter()
+        .map(|a| asset(plan, a, hashes, files))
+        .collect();
     let mut t = Totals {
         assets: assets.len() as u64,
         media_files: files.len() as u64,
@@ -316,7 +344,9 @@ pub(crate) fn build(plan: &Plan, hashes: &[String], header: Expected) -> Expecte
         ..Totals::default()
     };
     for a in &assets {
-        *t.classifications.entry(a.classification.clone()).or_default() += 1;
+        *t.classifications
+            .entry(a.classification.clone())
+            .or_default() += 1;
         if let Some(e) = &a.exclusion {
             *t.exclusions.entry(e.clone()).or_default() += 1;
         }
@@ -325,7 +355,12 @@ pub(crate) fn build(plan: &Plan, hashes: &[String], header: Expected) -> Expecte
                 "archive" => {
                     t.archive_files += 1;
                     t.archive_bytes += r.size.unwrap_or(0);
-                    if r.db_availability == "local" && matches!(r.upload_state.as_str(), "upload_pending" | "icloud_photos_off") {
+                    if r.db_availability == "local"
+                        && matches!(
+                            r.upload_state.as_str(),
+                            "upload_pending" | "icloud_photos_off"
+                        )
+                    {
                         t.only_on_this_phone_files += 1;
                     }
                 }
@@ -335,7 +370,10 @@ pub(crate) fn build(plan: &Plan, hashes: &[String], header: Expected) -> Expecte
             }
         }
     }
-    let changed = plan.assets[..plan.wal_start].iter().filter(|a| a.in_wal).count() as u64;
+    let changed = plan.assets[..plan.wal_start]
+        .iter()
+        .filter(|a| a.in_wal)
+        .count() as u64;
     Expected {
         wal: WalSplit {
             assets_in_main_file: plan.wal_start as u64,
@@ -366,7 +404,11 @@ pub fn write(path: &Path, e: &Expected) -> anyhow::Result<()> {
     for (i, a) in e.assets.iter().enumerate() {
         out.write_all(b"    ")?;
         serde_json::to_writer(&mut out, a)?;
-        out.write_all(if i + 1 < e.assets.len() { b",\n" } else { b"\n" })?;
+        out.write_all(if i + 1 < e.assets.len() {
+            b",\n"
+        } else {
+            b"\n"
+        })?;
     }
     out.write_all(b"  ]\n}\n")?;
     out.flush()?;
@@ -376,5 +418,6 @@ pub fn write(path: &Path, e: &Expected) -> anyhow::Result<()> {
 /// Reads an `expected.json`.
 pub fn read(path: &Path) -> anyhow::Result<Expected> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    serde_json::from_reader(std::io::BufReader::new(f)).with_context(|| format!("parsing {}", path.display()))
+    serde_json::from_reader(std::io::BufReader::new(f))
+        .with_context(|| format!("parsing {}", path.display()))
 }

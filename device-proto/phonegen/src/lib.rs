@@ -22,8 +22,8 @@
 //! - `plan`: decides every asset, resource row and file from the seed (scenarios);
 //! - `media`: writes files with valid headers and deterministic content;
 //! - `db`: writes `Photos.sqlite` for iOS 13–18 and leaves part of it in the WAL;
-//! - [`expected`]: the ground truth;
-//! - [`device`]: `device.toml`.
+//! - [`expected`], the ground truth;
+//! - [`device`], `device.toml`.
 
 #![deny(missing_docs)]
 
@@ -133,7 +133,7 @@ pub struct MakePhoneArgs {
     /// Fraction (0–1) of assets, the newest, committed only to Photos.sqlite-wal.
     #[arg(long, default_value_t = 0.3)]
     pub wal_fraction: f64,
-    /// Device name (default: "<Name>’s iPhone" from the seed).
+    /// Device name (default: an "Ada’s iPhone"-style name picked by the seed).
     #[arg(long)]
     pub name: Option<String>,
     /// Replace an existing image in --out (device.toml, Media/, expected.json; the simulator's
@@ -200,21 +200,42 @@ impl fmt::Display for Summary {
 pub fn run(args: &MakePhoneArgs) -> anyhow::Result<Summary> {
     let start = Instant::now();
     if !(0.0..=1.0).contains(&args.icloud_only) {
-        bail!("--icloud-only must be between 0 and 1, got {}", args.icloud_only);
+        bail!(
+            "--icloud-only must be between 0 and 1, got {}",
+            args.icloud_only
+        );
     }
     if !(0.0..=1.0).contains(&args.wal_fraction) {
-        bail!("--wal-fraction must be between 0 and 1, got {}", args.wal_fraction);
+        bail!(
+            "--wal-fraction must be between 0 and 1, got {}",
+            args.wal_fraction
+        );
     }
     if args.assets > 10_000_000 {
-        bail!("--assets {} is more than this generator supports (10,000,000)", args.assets);
+        bail!(
+            "--assets {} is more than this generator supports (10,000,000)",
+            args.assets
+        );
     }
     prepare_out(&args.out, args.force)?;
     let media = args.out.join("Media");
 
     let plan = plan::Planner::new(args).plan(args.assets, args.wal_fraction);
     let hashes = write_files(&media, &plan.files)?;
-    for dir in ["DCIM", "PhotoData/CPLAssets", "PhotoData/Metadata", "PhotoData/Mutations", "PhotoData/Thumbnails/V2", "Downloads", "Books", "Recordings", "PublicStaging", "iTunes_Control"] {
-        std::fs::create_dir_all(media.join(dir)).with_context(|| format!("creating Media/{dir}"))?;
+    for dir in [
+        "DCIM",
+        "PhotoData/CPLAssets",
+        "PhotoData/Metadata",
+        "PhotoData/Mutations",
+        "PhotoData/Thumbnails/V2",
+        "Downloads",
+        "Books",
+        "Recordings",
+        "PublicStaging",
+        "iTunes_Control",
+    ] {
+        std::fs::create_dir_all(media.join(dir))
+            .with_context(|| format!("creating Media/{dir}"))?;
     }
     let photo_data = media.join("PhotoData");
     db::write_db(&plan, &photo_data, args.seed)?;
@@ -247,7 +268,12 @@ pub fn run(args: &MakePhoneArgs) -> anyhow::Result<Summary> {
         .filter_map(|f| std::fs::metadata(photo_data.join(f)).ok())
         .map(|m| m.len())
         .sum();
-    let dev = device::device(args.schema, args.seed, exp.totals.media_bytes + db_bytes, args.name.as_deref());
+    let dev = device::device(
+        args.schema,
+        args.seed,
+        exp.totals.media_bytes + db_bytes,
+        args.name.as_deref(),
+    );
     let toml = toml::to_string(&dev).context("serializing device.toml")?;
     std::fs::write(args.out.join("device.toml"), toml).context("writing device.toml")?;
 
@@ -266,7 +292,11 @@ pub fn run(args: &MakePhoneArgs) -> anyhow::Result<Summary> {
 fn prepare_out(out: &Path, force: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ours = ["Media", "device.toml", "expected.json"];
-    let existing: Vec<&str> = ours.iter().copied().filter(|n| out.join(n).exists()).collect();
+    let existing: Vec<&str> = ours
+        .iter()
+        .copied()
+        .filter(|n| out.join(n).exists())
+        .collect();
     if existing.is_empty() {
         return Ok(());
     }
@@ -291,7 +321,9 @@ fn prepare_out(out: &Path, force: bool) -> anyhow::Result<()> {
 
 /// Writes every planned file (on all cores) and returns their SHA-256s, in plan order.
 fn write_files(media: &Path, files: &[media::PFile]) -> anyhow::Result<Vec<String>> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
     let chunk = files.len().div_ceil(workers).max(1);
     let results: Vec<anyhow::Result<Vec<String>>> = std::thread::scope(|s| {
         let handles: Vec<_> = files
@@ -300,7 +332,10 @@ fn write_files(media: &Path, files: &[media::PFile]) -> anyhow::Result<Vec<Strin
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a writer thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a writer thread panicked")))
+            })
             .collect()
     });
     let mut out = Vec::with_capacity(files.len());

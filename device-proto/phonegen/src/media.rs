@@ -232,7 +232,11 @@ impl Crc32 {
         for (i, slot) in table.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
             *slot = c;
         }
@@ -243,7 +247,8 @@ impl Crc32 {
     }
     fn update(&mut self, data: &[u8]) {
         for &b in data {
-            self.value = self.table[((self.value ^ u32::from(b)) & 0xFF) as usize] ^ (self.value >> 8);
+            self.value =
+                self.table[((self.value ^ u32::from(b)) & 0xFF) as usize] ^ (self.value >> 8);
         }
     }
     fn finish(&self) -> u32 {

@@ -231,7 +231,11 @@ const NON_ASCII_NAMES: &[&str] = &[
     "Ünïcödé.JPG",
 ];
 /// NFD: "Café au lait.jpg" with e + U+0301, "Mötley.JPG" with o + U+0308.
-const NFD_NAMES: &[&str] = &["Cafe\u{301} au lait.jpg", "Mo\u{308}tley.JPG", "Jose\u{301}.HEIC"];
+const NFD_NAMES: &[&str] = &[
+    "Cafe\u{301} au lait.jpg",
+    "Mo\u{308}tley.JPG",
+    "Jose\u{301}.HEIC",
+];
 
 pub(crate) struct Planner {
     rng: ChaCha8Rng,
@@ -303,10 +307,16 @@ impl Planner {
             self.scenario(scenario, remaining);
         }
         let wal_count = ((n as f64) * wal_fraction.clamp(0.0, 1.0)).round() as usize;
-        let wal_start = if n > 0 { n.saturating_sub(wal_count.max(1)) } else { 0 };
+        let wal_start = if n > 0 {
+            n.saturating_sub(wal_count.max(1))
+        } else {
+            0
+        };
         // Some part-1 assets change state inside the WAL: a purge, a trash.
         for a in self.assets.iter_mut().take(wal_start) {
-            if a.resources.first().is_some_and(|r| r.role == Some(Role::Primary) && r.avail == Avail::IcloudOnly)
+            if a.resources
+                .first()
+                .is_some_and(|r| r.role == Some(Role::Primary) && r.avail == Avail::IcloudOnly)
                 && self.rng.gen_bool(0.5)
             {
                 a.late_purge = true;
@@ -363,7 +373,14 @@ impl Planner {
     fn uuid(&mut self) -> String {
         let b: [u8; 16] = self.rng.gen();
         let h: String = b.iter().map(|x| format!("{x:02X}")).collect();
-        format!("{}-{}-4{}-{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-4{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[13..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 
     fn size(&mut self, kind: &str) -> u64 {
@@ -539,7 +556,15 @@ impl Planner {
     }
 
     /// Adds a derivative (odd recipe, always local) with its file.
-    fn derivative(&mut self, a: &mut PAsset, path: String, subtype: i64, rtype: i64, recipe: i64, kind: MediaKind) {
+    fn derivative(
+        &mut self,
+        a: &mut PAsset,
+        path: String,
+        subtype: i64,
+        rtype: i64,
+        recipe: i64,
+        kind: MediaKind,
+    ) {
         let size = self.size("deriv");
         let mtime = Self::mtime(a);
         let file = self.add_file(&path, size, kind.clone(), mtime);
@@ -563,19 +588,47 @@ impl Planner {
     /// What "Optimize iPhone Storage" leaves behind: `Metadata/<dir>/<stem>.JPG` (the same
     /// name as a JPEG original — the trap) and a `Thumbnails/V2` master thumbnail.
     fn optimized_leftovers(&mut self, a: &mut PAsset) {
-        let (Some(dir), Some(file)) = (a.dir.clone(), a.filename.clone()) else { return };
-        let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s).to_string();
+        let (Some(dir), Some(file)) = (a.dir.clone(), a.filename.clone()) else {
+            return;
+        };
+        let stem = file
+            .rsplit_once('.')
+            .map_or(file.as_str(), |(s, _)| s)
+            .to_string();
         if a.kind == 1 {
-            self.derivative(a, format!("PhotoData/Metadata/{dir}/{stem}.medium.MP4"), 6, 1, 131_079, MediaKind::Mp4);
+            self.derivative(
+                a,
+                format!("PhotoData/Metadata/{dir}/{stem}.medium.MP4"),
+                6,
+                1,
+                131_079,
+                MediaKind::Mp4,
+            );
         } else {
-            self.derivative(a, format!("PhotoData/Metadata/{dir}/{stem}.JPG"), 4, 0, 65_741, MediaKind::Jpeg);
+            self.derivative(
+                a,
+                format!("PhotoData/Metadata/{dir}/{stem}.JPG"),
+                4,
+                0,
+                65_741,
+                MediaKind::Jpeg,
+            );
         }
         self.thumbnail(a);
     }
 
     fn thumbnail(&mut self, a: &mut PAsset) {
-        let (Some(dir), Some(file)) = (a.dir.clone(), a.filename.clone()) else { return };
-        self.derivative(a, format!("PhotoData/Thumbnails/V2/{dir}/{file}/5005.JPG"), 5, 0, 262_147, MediaKind::Jpeg);
+        let (Some(dir), Some(file)) = (a.dir.clone(), a.filename.clone()) else {
+            return;
+        };
+        self.derivative(
+            a,
+            format!("PhotoData/Thumbnails/V2/{dir}/{file}/5005.JPG"),
+            5,
+            0,
+            262_147,
+            MediaKind::Jpeg,
+        );
     }
 
     fn push(&mut self, mut a: PAsset) {
@@ -595,14 +648,29 @@ impl Planner {
 
     fn scenario(&mut self, s: &'static str, remaining: usize) {
         match s {
-            "heic_still" | "jpeg_still" | "hidden" | "trashed" | "optimized_heic" | "optimized_jpeg"
-            | "upload_pending" | "db_local_file_missing" | "db_local_missing_not_uploaded"
-            | "db_icloud_file_present" | "unavailable" | "non_ascii_name" | "nfd_name" | "null_date"
-            | "negative_date" | "panorama" | "swy_saved" => self.still(s),
+            "heic_still"
+            | "jpeg_still"
+            | "hidden"
+            | "trashed"
+            | "optimized_heic"
+            | "optimized_jpeg"
+            | "upload_pending"
+            | "db_local_file_missing"
+            | "db_local_missing_not_uploaded"
+            | "db_icloud_file_present"
+            | "unavailable"
+            | "non_ascii_name"
+            | "nfd_name"
+            | "null_date"
+            | "negative_date"
+            | "panorama"
+            | "swy_saved" => self.still(s),
             "screenshot" => self.screenshot(),
             "video_mov" | "screen_recording" | "slomo" => self.video(s),
             "live_photo" | "live_photo_video_icloud" | "live_photo_still_icloud" => self.live(s),
-            "cpl_downloaded" | "cpl_live" | "duplicate_name" | "spl_other" | "spl_mine" => self.cpl(s),
+            "cpl_downloaded" | "cpl_live" | "duplicate_name" | "spl_other" | "spl_mine" => {
+                self.cpl(s)
+            }
             "burst" => self.burst(remaining),
             "raw_jpeg_pair" => self.raw_pair(),
             "proraw" => self.proraw(),
@@ -617,13 +685,20 @@ impl Planner {
 
     fn still(&mut self, s: &'static str) {
         let mut a = self.base(s);
-        let jpeg = matches!(s, "jpeg_still" | "optimized_jpeg" | "non_ascii_name" | "nfd_name");
+        let jpeg = matches!(
+            s,
+            "jpeg_still" | "optimized_jpeg" | "non_ascii_name" | "nfd_name"
+        );
         let ext = if jpeg { "JPG" } else { "HEIC" };
         let (dir, file) = self.dcim(1, ext);
         a.original_filename = Some(file.clone());
         a.dir = Some(dir.clone());
         a.filename = Some(file.clone());
-        let kind = if jpeg { MediaKind::Jpeg } else { MediaKind::Heic };
+        let kind = if jpeg {
+            MediaKind::Jpeg
+        } else {
+            MediaKind::Heic
+        };
         let size = self.size("still");
         let up = self.default_upload();
         let (mut avail, mut upload, mut present) = (Avail::Local, up, true);
@@ -656,11 +731,15 @@ impl Planner {
                 present = false;
             }
             "non_ascii_name" => {
-                let n = *NON_ASCII_NAMES.choose(&mut self.rng).unwrap_or(&"Größe.heic");
+                let n = *NON_ASCII_NAMES
+                    .choose(&mut self.rng)
+                    .unwrap_or(&"Größe.heic");
                 a.original_filename = Some(n.to_string());
             }
             "nfd_name" => {
-                let n = *NFD_NAMES.choose(&mut self.rng).unwrap_or(&"Cafe\u{301} au lait.jpg");
+                let n = *NFD_NAMES
+                    .choose(&mut self.rng)
+                    .unwrap_or(&"Cafe\u{301} au lait.jpg");
                 a.original_filename = Some(n.to_string());
             }
             "null_date" => a.created = None,
@@ -677,7 +756,8 @@ impl Planner {
             "swy_saved" => {
                 let id = format!("SYND-{}", self.uuid());
                 a.syndication = Some((id, 1));
-                a.original_filename = Some(format!("IMG_{:04}.JPG", self.rng.gen_range(1000..9999)));
+                a.original_filename =
+                    Some(format!("IMG_{:04}.JPG", self.rng.gen_range(1000..9999)));
             }
             _ => {
                 if self.draw_optimized() {
@@ -692,7 +772,16 @@ impl Planner {
         if self.icloud_on && upload == Upload::InIcloud {
             a.cloud_guid = Some(self.uuid());
         }
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), kind, size, avail, upload, present);
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            kind,
+            size,
+            avail,
+            upload,
+            present,
+        );
         if avail == Avail::IcloudOnly && !present {
             self.optimized_leftovers(&mut a);
         }
@@ -714,7 +803,16 @@ impl Planner {
         if up == Upload::InIcloud {
             a.cloud_guid = Some(self.uuid());
         }
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), MediaKind::Png, size, Avail::Local, up, true);
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            MediaKind::Png,
+            size,
+            Avail::Local,
+            up,
+            true,
+        );
         self.push(a);
     }
 
@@ -723,16 +821,27 @@ impl Planner {
         a.kind = 1;
         a.playback = 4;
         a.duration = self.rng.gen_range(2.0..300.0);
-        let (ext, kind) = if s == "screen_recording" { ("MP4", MediaKind::Mp4) } else { ("MOV", MediaKind::Mov) };
+        let (ext, kind) = if s == "screen_recording" {
+            ("MP4", MediaKind::Mp4)
+        } else {
+            ("MOV", MediaKind::Mov)
+        };
         let (dir, file) = self.dcim(1, ext);
         a.subtype = match s {
             "screen_recording" => 103,
             "slomo" => 101,
             _ => 0,
         };
-        a.uti = if ext == "MP4" { "public.mpeg-4" } else { "com.apple.quicktime-movie" };
+        a.uti = if ext == "MP4" {
+            "public.mpeg-4"
+        } else {
+            "com.apple.quicktime-movie"
+        };
         a.original_filename = Some(if s == "screen_recording" {
-            format!("RPReplay_Final{}.MP4", self.rng.gen_range(1_600_000_000u64..1_730_000_000))
+            format!(
+                "RPReplay_Final{}.MP4",
+                self.rng.gen_range(1_600_000_000u64..1_730_000_000)
+            )
         } else {
             file.clone()
         });
@@ -748,11 +857,24 @@ impl Planner {
         }
         let up = self.default_upload();
         let optimized = !sparse && self.draw_optimized();
-        let (avail, present) = if optimized { (Avail::IcloudOnly, false) } else { (Avail::Local, true) };
+        let (avail, present) = if optimized {
+            (Avail::IcloudOnly, false)
+        } else {
+            (Avail::Local, true)
+        };
         if up == Upload::InIcloud {
             a.cloud_guid = Some(self.uuid());
         }
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), kind, size, avail, up, present);
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            kind,
+            size,
+            avail,
+            up,
+            present,
+        );
         if sparse {
             if let Some(f) = a.resources.last().and_then(|r| r.file) {
                 self.files[f].sparse = true;
@@ -784,21 +906,58 @@ impl Planner {
             "live_photo_still_icloud" => (true, false),
             _ => {
                 let o = self.draw_optimized();
-                let v = if self.random_phase && self.icloud_on { self.rng.gen_bool(0.2) } else { false };
+                let v = if self.random_phase && self.icloud_on {
+                    self.rng.gen_bool(0.2)
+                } else {
+                    false
+                };
                 (o, o || v)
             }
         };
         let size = self.size("still");
-        let (av, pr) = if still_icloud { (Avail::IcloudOnly, false) } else { (Avail::Local, true) };
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), MediaKind::Heic, size, av, up, pr);
+        let (av, pr) = if still_icloud {
+            (Avail::IcloudOnly, false)
+        } else {
+            (Avail::Local, true)
+        };
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            MediaKind::Heic,
+            size,
+            av,
+            up,
+            pr,
+        );
         let vsize = self.size("live");
-        let (av, pr) = if video_icloud { (Avail::IcloudOnly, false) } else { (Avail::Local, true) };
-        self.original(&mut a, Role::LiveVideo, format!("{dir}/{stem}.MOV"), MediaKind::Mov, vsize, av, up, pr);
+        let (av, pr) = if video_icloud {
+            (Avail::IcloudOnly, false)
+        } else {
+            (Avail::Local, true)
+        };
+        self.original(
+            &mut a,
+            Role::LiveVideo,
+            format!("{dir}/{stem}.MOV"),
+            MediaKind::Mov,
+            vsize,
+            av,
+            up,
+            pr,
+        );
         if still_icloud {
             self.optimized_leftovers(&mut a);
         }
         if video_icloud {
-            self.derivative(&mut a, format!("PhotoData/Metadata/{dir}/{stem}.medium.MOV"), 6, 3, 131_275, MediaKind::Mov);
+            self.derivative(
+                &mut a,
+                format!("PhotoData/Metadata/{dir}/{stem}.medium.MOV"),
+                6,
+                3,
+                131_275,
+                MediaKind::Mov,
+            );
         }
         self.push(a);
     }
@@ -821,21 +980,43 @@ impl Planner {
         a.original_filename = Some(format!("IMG_{other_number:04}.{ext}"));
         if s == "duplicate_name" {
             // Same user-facing name as the previous DCIM asset.
-            if let Some(prev) = self.assets.iter().rev().find(|p| p.saved_type == 3 && p.original_filename.is_some()) {
+            if let Some(prev) = self
+                .assets
+                .iter()
+                .rev()
+                .find(|p| p.saved_type == 3 && p.original_filename.is_some())
+            {
                 a.original_filename = prev.original_filename.clone();
             }
         }
         a.dir = Some(dir.clone());
         a.filename = Some(file.clone());
         a.cloud_guid = Some(self.uuid());
-        let kind = if jpeg { MediaKind::Jpeg } else { MediaKind::Heic };
+        let kind = if jpeg {
+            MediaKind::Jpeg
+        } else {
+            MediaKind::Heic
+        };
         let optimized = matches!(s, "spl_other") || self.draw_optimized();
-        let (av, pr) = if optimized { (Avail::IcloudOnly, false) } else { (Avail::Local, true) };
+        let (av, pr) = if optimized {
+            (Avail::IcloudOnly, false)
+        } else {
+            (Avail::Local, true)
+        };
         if s == "spl_other" || s == "spl_mine" {
             a.spl = Some(s == "spl_mine");
         }
         let size = self.size("still");
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), kind, size, av, Upload::InIcloud, pr);
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            kind,
+            size,
+            av,
+            Upload::InIcloud,
+            pr,
+        );
         if s == "cpl_live" {
             a.subtype = 2;
             a.playback = 3;
@@ -847,7 +1028,16 @@ impl Planner {
                 (Avail::Local, true)
             };
             let mov = format!("{dir}/{}.MOV", a.uuid);
-            self.original(&mut a, Role::LiveVideo, mov, MediaKind::Mov, vsize, vav, Upload::InIcloud, vpr);
+            self.original(
+                &mut a,
+                Role::LiveVideo,
+                mov,
+                MediaKind::Mov,
+                vsize,
+                vav,
+                Upload::InIcloud,
+                vpr,
+            );
         }
         if optimized {
             self.optimized_leftovers(&mut a);
@@ -878,7 +1068,16 @@ impl Planner {
                 a.cloud_guid = Some(self.uuid());
             }
             let size = self.size("still");
-            self.original(&mut a, Role::Primary, format!("{dir}/{file}"), MediaKind::Heic, size, Avail::Local, up, true);
+            self.original(
+                &mut a,
+                Role::Primary,
+                format!("{dir}/{file}"),
+                MediaKind::Heic,
+                size,
+                Avail::Local,
+                up,
+                true,
+            );
             self.push(a);
         }
     }
@@ -900,14 +1099,32 @@ impl Planner {
         a.raw_choice = i64::from(self.rng.gen_bool(0.3));
         a.cloud_guid = Some(self.uuid());
         let size = self.size("still");
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), MediaKind::Jpeg, size, Avail::Local, Upload::InIcloud, true);
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            MediaKind::Jpeg,
+            size,
+            Avail::Local,
+            Upload::InIcloud,
+            true,
+        );
         let rsize = self.size("raw");
         let (av, pr) = if self.random_phase && self.rng.gen_bool(self.icloud_only) {
             (Avail::IcloudOnly, false)
         } else {
             (Avail::Local, true)
         };
-        self.original(&mut a, Role::RawAlternate, format!("{dir}/{stem}.ARW"), MediaKind::Tiff, rsize, av, Upload::InIcloud, pr);
+        self.original(
+            &mut a,
+            Role::RawAlternate,
+            format!("{dir}/{stem}.ARW"),
+            MediaKind::Tiff,
+            rsize,
+            av,
+            Upload::InIcloud,
+            pr,
+        );
         self.push(a);
     }
 
@@ -925,9 +1142,29 @@ impl Planner {
         }
         let size = self.size("raw");
         let optimized = self.draw_optimized();
-        let (av, pr) = if optimized { (Avail::IcloudOnly, false) } else { (Avail::Local, true) };
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), MediaKind::Tiff, size, av, up, pr);
-        self.derivative(&mut a, format!("PhotoData/Metadata/{dir}/{stem}.full.JPG"), 3, 0, 65_737, MediaKind::Jpeg);
+        let (av, pr) = if optimized {
+            (Avail::IcloudOnly, false)
+        } else {
+            (Avail::Local, true)
+        };
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            MediaKind::Tiff,
+            size,
+            av,
+            up,
+            pr,
+        );
+        self.derivative(
+            &mut a,
+            format!("PhotoData/Metadata/{dir}/{stem}.full.JPG"),
+            3,
+            0,
+            65_737,
+            MediaKind::Jpeg,
+        );
         self.push(a);
     }
 
@@ -936,9 +1173,16 @@ impl Planner {
         a.edited = true;
         let video = s == "edited_video";
         let live = s == "edited_live";
-        let (ext, kind) = if video { ("MOV", MediaKind::Mov) } else { ("HEIC", MediaKind::Heic) };
+        let (ext, kind) = if video {
+            ("MOV", MediaKind::Mov)
+        } else {
+            ("HEIC", MediaKind::Heic)
+        };
         let (dir, file) = self.dcim(if live { 2 } else { 1 }, ext);
-        let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s).to_string();
+        let stem = file
+            .rsplit_once('.')
+            .map_or(file.as_str(), |(s, _)| s)
+            .to_string();
         if video {
             a.kind = 1;
             a.playback = 4;
@@ -958,12 +1202,34 @@ impl Planner {
             a.cloud_guid = Some(self.uuid());
         }
         let optimized = s == "edited_optimized";
-        let (av, pr) = if optimized { (Avail::IcloudOnly, false) } else { (Avail::Local, true) };
+        let (av, pr) = if optimized {
+            (Avail::IcloudOnly, false)
+        } else {
+            (Avail::Local, true)
+        };
         let size = self.size(if video { "video" } else { "still" });
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), kind, size, av, up, pr);
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            kind,
+            size,
+            av,
+            up,
+            pr,
+        );
         if live {
             let vsize = self.size("live");
-            self.original(&mut a, Role::LiveVideo, format!("{dir}/{stem}.MOV"), MediaKind::Mov, vsize, Avail::Local, up, true);
+            self.original(
+                &mut a,
+                Role::LiveVideo,
+                format!("{dir}/{stem}.MOV"),
+                MediaKind::Mov,
+                vsize,
+                Avail::Local,
+                up,
+                true,
+            );
         }
         let adj = format!("PhotoData/Mutations/{dir}/{stem}/Adjustments");
         // FullSizeRender.jpg before iOS 17, .HEIC from 17 (⚠ UNCONFIRMED).
@@ -976,15 +1242,46 @@ impl Planner {
         };
         let rsize = self.size(if video { "video" } else { "render" });
         // Whether Optimize Storage purges edit renders is ⚠ UNCONFIRMED; this scenario assumes it does.
-        let (rav, rpr) = if optimized { (Avail::IcloudOnly, false) } else { (Avail::Local, true) };
-        self.original(&mut a, Role::EditRender, format!("{adj}/{render_name}"), render_kind, rsize, rav, up, rpr);
+        let (rav, rpr) = if optimized {
+            (Avail::IcloudOnly, false)
+        } else {
+            (Avail::Local, true)
+        };
+        self.original(
+            &mut a,
+            Role::EditRender,
+            format!("{adj}/{render_name}"),
+            render_kind,
+            rsize,
+            rav,
+            up,
+            rpr,
+        );
         if live {
             let lsize = self.size("live");
-            self.original(&mut a, Role::EditLiveVideo, format!("{adj}/FullSizeRender.mov"), MediaKind::Mov, lsize, Avail::Local, up, true);
+            self.original(
+                &mut a,
+                Role::EditLiveVideo,
+                format!("{adj}/FullSizeRender.mov"),
+                MediaKind::Mov,
+                lsize,
+                Avail::Local,
+                up,
+                true,
+            );
         }
         let plist = adjustments_plist(&a);
         let plen = plist.len() as u64;
-        self.original(&mut a, Role::AdjustmentData, format!("{adj}/Adjustments.plist"), MediaKind::Literal(plist), plen, Avail::Local, up, true);
+        self.original(
+            &mut a,
+            Role::AdjustmentData,
+            format!("{adj}/Adjustments.plist"),
+            MediaKind::Literal(plist),
+            plen,
+            Avail::Local,
+            up,
+            true,
+        );
         if optimized {
             self.optimized_leftovers(&mut a);
         }
@@ -999,7 +1296,11 @@ impl Planner {
         a.cloud_local_state = 0;
         a.excluded = Some("shared_album");
         // ⚠ UNCONFIRMED sub-layout of PhotoCloudSharingData (spec §1).
-        let dir = format!("PhotoData/PhotoCloudSharingData/{}/{}", self.rng.gen_range(100_000_000u64..999_999_999), self.uuid());
+        let dir = format!(
+            "PhotoData/PhotoCloudSharingData/{}/{}",
+            self.rng.gen_range(100_000_000u64..999_999_999),
+            self.uuid()
+        );
         let file = format!("IMG_{:04}.JPG", self.rng.gen_range(1..=9999));
         a.original_filename = Some(file.clone());
         a.dir = Some(dir.clone());
@@ -1041,7 +1342,16 @@ impl Planner {
         a.filename = Some(file.clone());
         let size = self.size("still");
         let up = self.default_upload();
-        self.original(&mut a, Role::Primary, format!("{dir}/{file}"), MediaKind::Jpeg, size, Avail::Local, up, true);
+        self.original(
+            &mut a,
+            Role::Primary,
+            format!("{dir}/{file}"),
+            MediaKind::Jpeg,
+            size,
+            Avail::Local,
+            up,
+            true,
+        );
         self.push(a);
     }
 

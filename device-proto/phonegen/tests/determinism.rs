@@ -17,7 +17,11 @@ fn tree(root: &Path) -> BTreeMap<String, String> {
                 stack.push(path);
             } else {
                 let bytes = std::fs::read(&path).expect("read");
-                let rel = path.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
                 out.insert(rel, format!("{:x}", Sha256::digest(&bytes)));
             }
         }
@@ -69,7 +73,10 @@ fn refuses_to_overwrite_without_force() {
     assert!(err.to_string().contains("--force"), "{err}");
     args.force = true;
     ferry_phonegen::run(&args).expect("force");
-    assert_eq!(std::fs::read(a.path().join(".ferry-sim/state")).expect("kept"), b"sim");
+    assert_eq!(
+        std::fs::read(a.path().join(".ferry-sim/state")).expect("kept"),
+        b"sim"
+    );
 }
 
 #[test]

@@ -46,7 +46,9 @@ pub fn to_expected(r: &AssetRecord, media: &LocalMediaDir) -> ExpectedAsset {
                 (ResourceLocation::AnyExtension { dir, stem, .. }, _) => format!("{dir}/{stem}.*"),
             };
             let (size, sha) = match v {
-                Verdict::Archive { path, size, .. } => (Some(*size), Some(sha256(&media.local_path(path)))),
+                Verdict::Archive { path, size, .. } => {
+                    (Some(*size), Some(sha256(&media.local_path(path))))
+                }
                 _ => (None, None),
             };
             ExpectedResource {
@@ -105,7 +107,8 @@ fn normalise(mut e: ExpectedAsset, actual: Option<&ExpectedAsset>) -> ExpectedAs
 
 /// Asserts that the reader's output for `image` equals its `expected.json`, asset by asset.
 pub fn assert_image_matches(image: &Path) {
-    let expected: Expected = ferry_phonegen::expected::read(&image.join("expected.json")).expect("expected.json");
+    let expected: Expected =
+        ferry_phonegen::expected::read(&image.join("expected.json")).expect("expected.json");
     let actual = read_image(image);
     assert_eq!(
         actual.len(),

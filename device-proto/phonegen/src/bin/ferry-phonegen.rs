@@ -4,7 +4,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "ferry-phonegen", about = "Write a synthetic iPhone image (device.toml + Media/ + expected.json)")]
+#[command(
+    name = "ferry-phonegen",
+    about = "Write a synthetic iPhone image (device.toml + Media/ + expected.json)"
+)]
 struct Cli {
     #[command(flatten)]
     args: ferry_phonegen::MakePhoneArgs,
