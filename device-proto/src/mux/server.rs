@@ -84,10 +84,15 @@ pub async fn serve_connection(shared: Arc<Shared>, io: BoxIo) {
             ..ClientInfo::default()
         },
     };
+    let stop = conn.shared.shutdown.clone();
     loop {
-        let pkt = match conn.read_packet().await {
-            Some(p) => p,
-            None => return,
+        // An idle client must not keep a stopping simulator alive.
+        let pkt = tokio::select! {
+            p = conn.read_packet() => match p {
+                Some(p) => p,
+                None => return,
+            },
+            _ = stop.cancelled() => return,
         };
         match conn.handle(pkt).await {
             Next::Continue => {}
