@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The project's test command (README): format check, lints, and every test in the workspace,
+# including the end-to-end tests that drive real peer clients against ferry-sim.
+# The peer tools must be installed first: `bash scripts/install-peers.sh` (.ci/run does it);
+# a missing tool makes the e2e tests fail with that hint, never skip.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+# The e2e harness builds ferry-sim itself (`cargo build -p ferry-sim`) so that it is never
+# stale; doing it here first keeps that build's output out of the test log.
+step "cargo build -p ferry-sim"
+cargo build -p ferry-sim --bin ferry-sim
+
+step "cargo test --workspace"
+cargo test --workspace
