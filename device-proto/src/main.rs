@@ -27,6 +27,9 @@ enum Cmd {
     /// Prints one line `USBMUXD_SOCKET_ADDRESS=127.0.0.1:PORT` on stdout when ready; logs go
     /// to stderr (RUST_LOG sets the level). Stops cleanly on SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Write a synthetic phone image (device.toml + Media/ with Photos.sqlite) and its
+    /// ground truth (expected.json).
+    MakePhone(ferry_phonegen::MakePhoneArgs),
     /// Send a command to a running simulator's control socket.
     Ctl {
         /// The control socket given to `serve --control`.
@@ -140,6 +143,14 @@ fn main() -> std::process::ExitCode {
         match cli.cmd {
             Cmd::Serve(a) => serve(a).await,
             Cmd::Ctl { control, cmd } => ctl(control, cmd).await,
+            Cmd::MakePhone(a) => tokio::task::spawn_blocking(move || {
+                let summary = ferry_phonegen::run(&a)?;
+                println!("{summary}");
+                Ok(())
+            })
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r),
         }
     });
     match r {
