@@ -2,7 +2,7 @@
 //! the faults armed on it, plus the bus that tells usbmuxd listeners about plug events.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,10 @@ pub struct Phone {
     plug: Mutex<Plug>,
     ports: Mutex<HashMap<u16, PendingPort>>,
     vanish: Mutex<Vec<Vanishing>>,
+    /// FILE_READ requests served, and how many asked for less than 1 MiB (clients that read
+    /// in small requests are slow on a real phone; tests use this to prove they don't).
+    pub read_requests: AtomicU64,
+    pub small_read_requests: AtomicU64,
 }
 
 impl Phone {
@@ -173,6 +177,8 @@ impl Phone {
             }),
             ports: Mutex::new(HashMap::new()),
             vanish: Mutex::new(Vec::new()),
+            read_requests: AtomicU64::new(0),
+            small_read_requests: AtomicU64::new(0),
         }
     }
 
@@ -327,6 +333,14 @@ impl Phone {
             .lock()
             .map(|v| v.iter().any(|x| x.listed && x.path == path))
             .unwrap_or(false)
+    }
+
+    /// Counts a FILE_READ request of `len` bytes.
+    pub fn note_read_request(&self, len: u64) {
+        self.read_requests.fetch_add(1, Ordering::Relaxed);
+        if len < 1 << 20 {
+            self.small_read_requests.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Free bytes on the data volume, as device.toml says now.

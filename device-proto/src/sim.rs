@@ -78,6 +78,9 @@ pub struct PhoneStatus {
     pub trusted_hosts: usize,
     pub stalled: bool,
     pub afc_bytes: u64,
+    /// FILE_READ requests served, and of those how many asked for less than 1 MiB.
+    pub read_requests: u64,
+    pub small_read_requests: u64,
     pub link: String,
 }
 
@@ -241,6 +244,10 @@ impl Simulator {
                 trusted_hosts: p.store.trusted_count(),
                 stalled: p.link.is_stalled(),
                 afc_bytes: p.link.afc_bytes(),
+                read_requests: p.read_requests.load(std::sync::atomic::Ordering::Relaxed),
+                small_read_requests: p
+                    .small_read_requests
+                    .load(std::sync::atomic::Ordering::Relaxed),
                 link: format!("{:?}", p.link.profile()).to_lowercase(),
             })
             .collect()

@@ -434,6 +434,7 @@ impl Afc {
         let (Some(h), Some(want)) = (packet::arg_u64(a, 0), packet::arg_u64(a, 1)) else {
             return self.status(w, pn, status::OP_HEADER_INVALID).await;
         };
+        self.phone.note_read_request(want);
         let Some(mut f) = self.files.remove(&h) else {
             return self.status(w, pn, status::INVALID_ARG).await;
         };
