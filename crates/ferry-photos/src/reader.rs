@@ -169,41 +169,83 @@ impl PhotosDb {
             icloud_on: self.library_info()?.icloud_photos_on,
             contributors: self.contributors()?,
         };
+        let resources = self.original_resources()?;
         let sql = self.asset_query();
         tracing::debug!(%sql, "asset query");
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql_err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.sql_err(e))?;
         let mut summary = ScanSummary::default();
-        let mut pending: Option<Pending> = None;
-        let mut emit = |p: Pending, summary: &mut ScanSummary| {
-            let record = p.finish(&ctx);
+        // Both sides are ordered by asset Z_PK: walk the resource list alongside the assets.
+        let mut next = 0usize;
+        while let Some(row) = rows.next().map_err(|e| self.sql_err(e))? {
+            let pk = int(row, A_PK).unwrap_or(i64::MIN);
+            let mut pending = Pending::from_row(pk, row);
+            while let Some((asset, _)) = resources.get(next) {
+                if *asset > pk {
+                    break;
+                }
+                if *asset == pk {
+                    pending.add(resources[next].1.clone());
+                }
+                next += 1;
+            }
+            let record = pending.finish(&ctx);
             summary.assets += 1;
             if record.exclusion.is_some() {
                 summary.excluded += 1;
             }
-            visit(record)
-        };
-        while let Some(row) = rows.next().map_err(|e| self.sql_err(e))? {
-            let pk = int(row, A_PK).unwrap_or(i64::MIN);
-            if pending.as_ref().map(|p| p.pk) != Some(pk) {
-                if let Some(p) = pending.take() {
-                    if emit(p, &mut summary).is_break() {
-                        summary.stopped_early = true;
-                        return Ok(summary);
-                    }
-                }
-                pending = Some(Pending::from_row(pk, row));
-            }
-            if let (Some(p), Some(res)) = (pending.as_mut(), ResRow::from_row(row)) {
-                p.add(res);
-            }
-        }
-        if let Some(p) = pending.take() {
-            if emit(p, &mut summary).is_break() {
+            if visit(record).is_break() {
                 summary.stopped_early = true;
+                break;
             }
         }
         Ok(summary)
+    }
+
+    /// The class-0 original and current-edit rows of `ZINTERNALRESOURCE`, sorted by asset.
+    ///
+    /// One sequential scan of the table is much cheaper than an index lookup per asset on a
+    /// large library (spec §8.5). Memory is ~50 bytes per original resource (a few MB per
+    /// 100k assets); derivative and thumbnail rows are filtered out by SQLite.
+    fn original_resources(&self) -> Result<Vec<(i64, ResRow)>> {
+        let s = &self.schema;
+        let r = |c: &str| s.col("ZINTERNALRESOURCE", "r", c);
+        let fp = if s.has("ZINTERNALRESOURCE", "ZFINGERPRINT") {
+            "(r.ZFINGERPRINT IS NOT NULL)".to_string()
+        } else {
+            // Without the column we cannot apply the fingerprint condition; assume it holds.
+            "1".to_string()
+        };
+        let cols = [
+            "r.ZASSET".to_string(),
+            r("ZDATASTORESUBTYPE"),
+            r("ZRESOURCETYPE"),
+            r("ZVERSION"),
+            r("ZRECIPEID"),
+            r("ZLOCALAVAILABILITY"),
+            r("ZREMOTEAVAILABILITY"),
+            r("ZDATALENGTH"),
+            fp,
+            r("ZCLOUDLOCALSTATE"),
+        ];
+        // Class 0 = the primary (CPL) store; version 0 + recipe 0 = originals, version 2 =
+        // the current edit (spec §4.1). Odd recipes (derivatives) never qualify.
+        let sql = format!(
+            "SELECT {} FROM ZINTERNALRESOURCE r WHERE r.ZASSET IS NOT NULL \
+             AND r.ZDATASTORECLASSID = 0 AND ((r.ZVERSION = 0 AND r.ZRECIPEID = 0) OR r.ZVERSION = 2)",
+            cols.join(", ")
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.sql_err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.sql_err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.sql_err(e))? {
+            if let Some(asset) = int(row, 0) {
+                out.push((asset, ResRow::from_row(row)));
+            }
+        }
+        // Stable: rows of one asset keep their table order.
+        out.sort_by_key(|(asset, _)| *asset);
+        Ok(out)
     }
 
     fn sql_err(&self, e: rusqlite::Error) -> Error {
@@ -282,13 +324,6 @@ impl PhotosDb {
         } else {
             format!("({})", edited.join(" OR "))
         };
-        let r = |c: &str| s.col("ZINTERNALRESOURCE", "r", c);
-        let fp = if s.has("ZINTERNALRESOURCE", "ZFINGERPRINT") {
-            "(r.ZFINGERPRINT IS NOT NULL)".to_string()
-        } else {
-            // Without the column we cannot apply the fingerprint condition; assume it holds.
-            "1".to_string()
-        };
         let cols = [
             "a.Z_PK".to_string(),
             a("ZUUID"),
@@ -320,16 +355,6 @@ impl PhotosDb {
             } else {
                 "NULL".to_string()
             },
-            "r.ZASSET".to_string(),
-            r("ZDATASTORESUBTYPE"),
-            r("ZRESOURCETYPE"),
-            r("ZVERSION"),
-            r("ZRECIPEID"),
-            r("ZLOCALAVAILABILITY"),
-            r("ZREMOTEAVAILABILITY"),
-            r("ZDATALENGTH"),
-            fp,
-            r("ZCLOUDLOCALSTATE"),
         ];
         let mut sql = format!("SELECT {} FROM {t} a", cols.join(", "));
         if let Some(j) = aa_join {
@@ -339,13 +364,7 @@ impl PhotosDb {
         if cm_join {
             sql.push_str(" LEFT JOIN ZCLOUDMASTER cm ON cm.Z_PK = a.ZMASTER");
         }
-        // Class 0 = the primary (CPL) store; version 0 + recipe 0 = originals, version 2 =
-        // the current edit (spec §4.1). Odd recipes (derivatives) never qualify.
-        sql.push_str(
-            " LEFT JOIN ZINTERNALRESOURCE r ON r.ZASSET = a.Z_PK AND r.ZDATASTORECLASSID = 0 \
-             AND ((r.ZVERSION = 0 AND r.ZRECIPEID = 0) OR r.ZVERSION = 2) \
-             ORDER BY a.Z_PK",
-        );
+        sql.push_str(" ORDER BY a.Z_PK");
         sql
     }
 }
@@ -380,16 +399,16 @@ const AA_SIZE: usize = 18;
 const AA_TZ: usize = 19;
 const AA_TZNAME: usize = 20;
 const CM_NAME: usize = 21;
-const R_ASSET: usize = 22;
-const R_SUB: usize = 23;
-const R_TYPE: usize = 24;
-const R_VERSION: usize = 25;
-const R_RECIPE: usize = 26;
-const R_LA: usize = 27;
-const R_RA: usize = 28;
-const R_LEN: usize = 29;
-const R_FP: usize = 30;
-const R_CLOUD: usize = 31;
+// Column indexes of the resource query.
+const R_SUB: usize = 1;
+const R_TYPE: usize = 2;
+const R_VERSION: usize = 3;
+const R_RECIPE: usize = 4;
+const R_LA: usize = 5;
+const R_RA: usize = 6;
+const R_LEN: usize = 7;
+const R_FP: usize = 8;
+const R_CLOUD: usize = 9;
 
 fn int(row: &Row<'_>, i: usize) -> Option<i64> {
     match row.get_ref(i) {
@@ -431,40 +450,46 @@ struct Context {
 }
 
 /// One class-0 `ZINTERNALRESOURCE` row of interest.
+///
+/// Small enums are kept as `i32` (a value outside that range is as unknown as NULL), so a
+/// library's worth of rows stays compact.
 #[derive(Debug, Clone)]
 struct ResRow {
-    subtype: Option<i64>,
-    rtype: Option<i64>,
-    version: Option<i64>,
-    recipe: Option<i64>,
-    la: Option<i64>,
-    ra: Option<i64>,
+    subtype: Option<i32>,
+    rtype: Option<i32>,
+    version: Option<i32>,
+    recipe: Option<i32>,
+    la: Option<i32>,
+    ra: Option<i32>,
     len: Option<i64>,
     fp: bool,
-    cloud: Option<i64>,
+    cloud: Option<i32>,
+}
+
+fn small(row: &Row<'_>, i: usize) -> Option<i32> {
+    int(row, i).and_then(|v| i32::try_from(v).ok())
 }
 
 impl ResRow {
-    fn from_row(row: &Row<'_>) -> Option<ResRow> {
-        int(row, R_ASSET)?;
-        Some(ResRow {
-            subtype: int(row, R_SUB),
-            rtype: int(row, R_TYPE),
-            version: int(row, R_VERSION),
-            recipe: int(row, R_RECIPE),
-            la: int(row, R_LA),
-            ra: int(row, R_RA),
+    fn from_row(row: &Row<'_>) -> ResRow {
+        ResRow {
+            subtype: small(row, R_SUB),
+            rtype: small(row, R_TYPE),
+            version: small(row, R_VERSION),
+            recipe: small(row, R_RECIPE),
+            la: small(row, R_LA),
+            ra: small(row, R_RA),
             len: int(row, R_LEN),
             fp: int(row, R_FP).unwrap_or(0) != 0,
-            cloud: int(row, R_CLOUD),
-        })
+            cloud: small(row, R_CLOUD),
+        }
     }
 
     /// Spec §4.2, per row.
     fn availability(&self) -> Availability {
         match self.la {
             Some(1) => Availability::Local,
-            Some(-32768) => Availability::Unknown,
+            Some(-32_768) => Availability::Unknown,
             Some(la) if la <= -1 => match self.ra {
                 Some(ra) if ra >= 1 && self.fp => Availability::IcloudOnly,
                 Some(ra) if ra >= 1 => Availability::Unknown,

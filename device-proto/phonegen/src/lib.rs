@@ -178,20 +178,27 @@ pub struct Summary {
     pub media_bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// Wall time per phase: plan, media files, database, expected.json.
+    pub phases: [Duration; 4],
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "wrote {} ({}): {} assets ({} only in the WAL), {} files, {:.1} MB in {:.2?}",
+            "wrote {} ({}): {} assets ({} only in the WAL), {} files, {:.1} MB in {:.2?} \
+             (plan {:.2?}, files {:.2?}, database {:.2?}, expected.json {:.2?})",
             self.out.display(),
             self.udid,
             self.assets,
             self.assets_only_in_wal,
             self.files,
             self.media_bytes as f64 / 1e6,
-            self.elapsed
+            self.elapsed,
+            self.phases[0],
+            self.phases[1],
+            self.phases[2],
+            self.phases[3]
         )
     }
 }
@@ -221,7 +228,9 @@ pub fn run(args: &MakePhoneArgs) -> anyhow::Result<Summary> {
     let media = args.out.join("Media");
 
     let plan = plan::Planner::new(args).plan(args.assets, args.wal_fraction);
+    let t_plan = start.elapsed();
     let hashes = write_files(&media, &plan.files)?;
+    let t_files = start.elapsed();
     for dir in [
         "DCIM",
         "PhotoData/CPLAssets",
@@ -239,6 +248,7 @@ pub fn run(args: &MakePhoneArgs) -> anyhow::Result<Summary> {
     }
     let photo_data = media.join("PhotoData");
     db::write_db(&plan, &photo_data, args.seed)?;
+    let t_db = start.elapsed();
 
     let header = expected::Expected {
         format: expected::FORMAT,
@@ -262,6 +272,7 @@ pub fn run(args: &MakePhoneArgs) -> anyhow::Result<Summary> {
     };
     let exp = expected::build(&plan, &hashes, header);
     expected::write(&args.out.join("expected.json"), &exp)?;
+    let t_expected = start.elapsed();
 
     let db_bytes: u64 = ["Photos.sqlite", "Photos.sqlite-wal"]
         .iter()
@@ -285,6 +296,7 @@ pub fn run(args: &MakePhoneArgs) -> anyhow::Result<Summary> {
         files: plan.files.len(),
         media_bytes: exp.totals.media_bytes,
         elapsed: start.elapsed(),
+        phases: [t_plan, t_files - t_plan, t_db - t_files, t_expected - t_db],
     })
 }
 

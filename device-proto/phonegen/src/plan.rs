@@ -636,6 +636,26 @@ impl Planner {
         if a.pk % 10 == 0 && a.dir.is_some() && !a.resources.iter().any(|r| r.recipe == 262_147) {
             self.thumbnail(&mut a);
         }
+        // Table thumbnails (kept in shared .ithmb tables, not one file per asset) still have
+        // resource rows: real libraries carry several derivative rows per asset.
+        if a.dir.is_some() {
+            for recipe in [262_145, 262_149] {
+                a.resources.push(PResource {
+                    role: None,
+                    class: 0,
+                    subtype: if self.icloud_on { 5 } else { 0 },
+                    rtype: 0,
+                    version: 0,
+                    recipe,
+                    avail: Avail::Local,
+                    upload: self.default_upload(),
+                    len: 4096 + (recipe as u64 % 7) * 1024,
+                    path: String::new(),
+                    file: None,
+                    uti: "public.jpeg",
+                });
+            }
+        }
         self.assets.push(a);
     }
 
