@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command (README): format check, lints, and every test in the workspace,
 # including the end-to-end tests that drive real peer clients against ferry-sim.
-# The peer tools must be installed first: `bash scripts/install-peers.sh` (.ci/run does it);
-# a missing tool makes the e2e tests fail with that hint, never skip.
+# It first runs scripts/install-peers.sh (idempotent, a fast no-op once installed; needs root
+# the first time). Without the peer tools the e2e tests fail with an install hint, never skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "scripts/install-peers.sh"
+bash scripts/install-peers.sh
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
