@@ -160,7 +160,28 @@ impl Link {
         self.wait_unstalled().await;
         let lat = self.profile().request_latency();
         if !lat.is_zero() {
-            tokio::time::sleep(lat).await;
+            self.advance(lat).await;
+        }
+    }
+
+    /// Moves the link's clock on by `cost` and sleeps once it runs ahead of real time by
+    /// more than the timer's granularity. Sleeping for every sub-millisecond step would make
+    /// each one cost a whole timer tick; keeping a clock makes the average rate right.
+    async fn advance(&self, cost: Duration) {
+        const SLACK: Duration = Duration::from_millis(2);
+        let wake = {
+            let Ok(mut g) = self.free_at.lock() else {
+                return;
+            };
+            let now = Instant::now();
+            // An idle link banks no credit.
+            let start = g.filter(|t| *t > now).unwrap_or(now);
+            let end = start + cost;
+            *g = Some(end);
+            (end > now + SLACK).then_some(end)
+        };
+        if let Some(t) = wake {
+            tokio::time::sleep_until(t).await;
         }
     }
 
@@ -206,18 +227,8 @@ impl Link {
         let Some(bps) = self.profile().bytes_per_second() else {
             return;
         };
-        let cost = Duration::from_secs_f64(n as f64 / bps as f64);
-        let wake = {
-            let Ok(mut g) = self.free_at.lock() else {
-                return;
-            };
-            let now = Instant::now();
-            let start = g.filter(|t| *t > now).unwrap_or(now);
-            let end = start + cost;
-            *g = Some(end);
-            end
-        };
-        tokio::time::sleep_until(wake).await;
+        self.advance(Duration::from_secs_f64(n as f64 / bps as f64))
+            .await;
     }
 }
 

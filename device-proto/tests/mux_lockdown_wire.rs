@@ -533,3 +533,70 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn several_phones_with_shared_state_dir() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let a = t.path().join("a");
+    let b = t.path().join("b");
+    common::make_image(&a, common::UDID);
+    common::make_image(&b, "00008101-000A1B2C3D4E5F60");
+    let state = t.path().join("state");
+    let sim = Simulator::start(SimConfig {
+        phones: vec![PhoneConfig::new(&a), PhoneConfig::new(&b)],
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        state: Some(state.clone()),
+    })
+    .await
+    .expect("starts");
+    let d = call(sim.addr(), 1, "ListDevices", &[]).await;
+    let list = d.get("DeviceList").and_then(Value::as_array).expect("list");
+    let mut seen: Vec<(u64, String)> = list
+        .iter()
+        .map(|e| {
+            let e = e.as_dictionary().expect("entry");
+            let id = e
+                .get("DeviceID")
+                .and_then(Value::as_unsigned_integer)
+                .expect("id");
+            let props = e
+                .get("Properties")
+                .and_then(Value::as_dictionary)
+                .expect("props");
+            let udid = props
+                .get("SerialNumber")
+                .and_then(Value::as_string)
+                .expect("udid");
+            (id, udid.to_string())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (1, common::UDID.to_string()),
+            (2, "00008101-000A1B2C3D4E5F60".to_string())
+        ]
+    );
+    for (id, udid) in &seen {
+        let mut s = lockdown(sim.addr(), *id).await;
+        let r = ld_call(&mut s, ld_req("GetValue", &[("Key", "UniqueDeviceID")]))
+            .await
+            .expect("reply");
+        assert_eq!(
+            r.get("Value").and_then(Value::as_string),
+            Some(udid.as_str())
+        );
+    }
+    sim.shutdown().await;
+    assert!(state.join("usbmuxd/SystemConfiguration.plist").is_file());
+    assert!(state
+        .join("devices")
+        .join(common::UDID)
+        .join("device-key.pem")
+        .is_file());
+    assert!(
+        !a.join(".ferry-sim").exists(),
+        "with --state nothing is written into the image"
+    );
+}

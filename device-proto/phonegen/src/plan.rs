@@ -990,6 +990,7 @@ impl Planner {
         let dir = format!("PhotoData/CPLAssets/group{group}");
         let jpeg = self.rng.gen_bool(0.3);
         let ext = if jpeg { "JPG" } else { "HEIC" };
+        // ⚠ UNCONFIRMED (spec §5.1, §10): the CPL file name's <UUID> is ZUUID.
         let file = format!("{}.{ext}", a.uuid);
         // Taken on another device: its own IMG_ counter, so names collide with this phone's.
         let other_number = if s == "duplicate_name" || self.rng.gen_bool(0.5) {
@@ -1081,6 +1082,7 @@ impl Planner {
                 1 => 8,
                 _ => 2,
             };
+            // Non-picked frames hidden from the grid: ZVISIBILITYSTATE = 2 (⚠ spec §5.4).
             a.visibility = if pick == 2 { 2 } else { 0 };
             a.burst = Some((burst_id.clone(), pick));
             let up = self.default_upload();
