@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+t0=$(date +%s)
+step() { printf '\n==> [%4ds] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
 
 step "scripts/install-peers.sh"
 bash scripts/install-peers.sh
@@ -22,5 +23,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build -p ferry-sim"
 cargo build -p ferry-sim --bin ferry-sim
 
-step "cargo test --workspace"
-cargo test --workspace
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+step "cargo test --workspace --no-fail-fast"
+cargo test --workspace --no-fail-fast
+step "done"
