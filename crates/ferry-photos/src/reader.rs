@@ -1,10 +1,12 @@
 //! Opening a copy of `Photos.sqlite` and streaming one [`AssetRecord`] per asset.
 //!
-//! One set-based query walks the asset table in `Z_PK` order, joined with its attributes,
-//! cloud master and the class-0 original/edit rows of `ZINTERNALRESOURCE` (spec §4.1, §8.5);
-//! consecutive rows of one asset are folded into a record and handed to the caller, so memory
-//! stays flat for any library size. Optional columns are selected only when
-//! `PRAGMA table_info` shows them ([`Schema::has`]); absent ones read as NULL.
+//! Two set-based queries, one pass each (spec §8.5): a sequential scan of the class-0
+//! original/edit rows of `ZINTERNALRESOURCE` (spec §4.1), sorted by asset in memory (a few MB
+//! per 100k assets), then the asset table in `Z_PK` order joined with its attributes and cloud
+//! master. The two are merged and each asset is handed to the caller as a finished record, so
+//! records stream and memory grows only with the number of original resources. Optional
+//! columns are selected only when `PRAGMA table_info` shows them ([`Schema::has`]); absent ones
+//! read as NULL.
 //!
 //! Values are read leniently (`ValueRef`): SQLite is dynamically typed and the file comes from
 //! the phone, so a text where an integer belongs becomes "unknown", never a panic.
