@@ -337,6 +337,23 @@ impl AssetRecord {
         self.created_unix_millis().map(format_utc_millis)
     }
 
+    /// Capture time in the capture's local time, RFC 3339 with its offset
+    /// (`2024-01-15T13:00:00.000+01:00`); UTC (`Z`) when `ZTIMEZONEOFFSET` is unknown or
+    /// implausible (beyond ±18 h). Use this for date folders: people think in local time.
+    pub fn created_local(&self) -> Option<String> {
+        let ms = self.created_unix_millis()?;
+        let Some(off) = self.tz_offset_seconds.filter(|o| o.abs() <= 18 * 3600) else {
+            return Some(format_utc_millis(ms));
+        };
+        let local = format_utc_millis(ms + off * 1000);
+        let sign = if off < 0 { '-' } else { '+' };
+        let (h, m) = (off.abs() / 3600, (off.abs() % 3600) / 60);
+        Some(format!(
+            "{}{sign}{h:02}:{m:02}",
+            local.trim_end_matches('Z')
+        ))
+    }
+
     /// The primary original, if the asset has a usable path.
     pub fn primary(&self) -> Option<&OriginalResource> {
         self.resources
@@ -395,5 +412,50 @@ mod tests {
             format_utc_millis(951_782_400_000),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn local_time_uses_the_offset() {
+        let mut r = AssetRecord {
+            pk: 1,
+            uuid: "U".into(),
+            kind: AssetKind::Photo,
+            subtype: AssetSubtype::Still,
+            created_core_data: Some(727_012_800.0),
+            tz_offset_seconds: Some(-18_000),
+            tz_name: None,
+            original_filename: None,
+            db_state: Availability::Local,
+            exclusion: None,
+            resources: Vec::new(),
+            flags: LibraryFlags {
+                trashed: false,
+                hidden: false,
+                edited: false,
+                saved_asset_type: Some(3),
+                bundle_scope: None,
+                shared_library: SharedLibrary::None,
+                burst_id: None,
+                burst_pick_type: None,
+                deferred_processing: false,
+                icloud_asset: false,
+            },
+        };
+        assert_eq!(
+            r.created_local().as_deref(),
+            Some("2024-01-15T07:00:00.000-05:00")
+        );
+        r.tz_offset_seconds = Some(19_800);
+        assert_eq!(
+            r.created_local().as_deref(),
+            Some("2024-01-15T17:30:00.000+05:30")
+        );
+        r.tz_offset_seconds = None;
+        assert_eq!(
+            r.created_local().as_deref(),
+            Some("2024-01-15T12:00:00.000Z")
+        );
+        r.created_core_data = None;
+        assert_eq!(r.created_local(), None);
     }
 }
