@@ -145,6 +145,12 @@ fn not_a_database() {
     std::fs::write(&junk, b"this is not an SQLite file, just some text that is long enough .......................................").expect("write");
     let err = read(&junk).expect_err("junk");
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&junk.display().to_string()) && msg.contains("hint:"),
+        "{msg}"
+    );
+    assert!(err.is_retryable());
 
     let other = dir.path().join("other.sqlite");
     Connection::open(&other)
@@ -154,6 +160,7 @@ fn not_a_database() {
     let err = read(&other).expect_err("not photos");
     assert!(matches!(err, Error::NotPhotosDatabase { .. }), "{err}");
     assert!(err.to_string().contains("ZASSET"), "{err}");
+    assert!(!err.is_retryable());
 
     let missing = dir.path().join("missing.sqlite");
     assert!(matches!(read(&missing), Err(Error::Io { .. })));

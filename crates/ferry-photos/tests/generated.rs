@@ -71,6 +71,29 @@ fn wal_holds_assets_a_wal_blind_reader_misses() {
     // With the WAL: everything, and the states changed in the WAL.
     let full = common::read_image(img.path());
     assert_eq!(full.len(), expected.assets.len());
+
+    // Why the reader never uses `immutable=1`: with the WAL right next to the file, SQLite
+    // still ignores it (spec §8.1).
+    let copy = tempfile::tempdir().expect("tempdir");
+    for f in ["Photos.sqlite", "Photos.sqlite-wal"] {
+        std::fs::copy(photo_data.join(f), copy.path().join(f)).expect("copy");
+    }
+    let uri = format!(
+        "file:{}?immutable=1",
+        copy.path().join("Photos.sqlite").display()
+    );
+    let conn = rusqlite::Connection::open_with_flags(
+        uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .expect("open immutable");
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM ZASSET", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(
+        n as u64, expected.wal.assets_in_main_file,
+        "immutable=1 drops the WAL"
+    );
 }
 
 proptest! {
