@@ -125,6 +125,10 @@ impl SimOpts {
         self.unplug_after_bytes = Some(n);
         self
     }
+    pub fn stall_after_bytes(mut self, n: u64) -> Self {
+        self.stall_after_bytes = Some(n);
+        self
+    }
     pub fn vanish(mut self, afc_path: &str) -> Self {
         self.vanish.push(afc_path.into());
         self
@@ -366,6 +370,41 @@ impl Sim {
             "ferry-sim printed more than one line on stdout: {extra:?}"
         );
         self.child = None;
+    }
+
+    /// `ferry-sim ctl status` parsed: the entry of the phone with this UDID.
+    pub fn phone_status(&self, udid: &str) -> serde_json::Value {
+        let out = self.ctl(&["status"]);
+        let v: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("ctl status is not JSON ({e}): {out}"));
+        let phones = v
+            .get("phones")
+            .and_then(serde_json::Value::as_array)
+            .or_else(|| v.as_array())
+            .unwrap_or_else(|| panic!("ctl status has no phone list: {out}"));
+        phones
+            .iter()
+            .find(|p| p.get("udid").and_then(serde_json::Value::as_str) == Some(udid))
+            .cloned()
+            .unwrap_or_else(|| panic!("ctl status has no phone {udid}: {out}"))
+    }
+
+    /// Polls `ctl status` until `pred` holds for the phone (deadline 30 s, then panic).
+    pub fn wait_status(&self, udid: &str, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = self.phone_status(udid);
+            if pred(&st) {
+                return;
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "ctl status never showed {what}: last {st}\n{}",
+                    self.describe()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50)); // polling with a deadline
+        }
     }
 
     /// Runs `ferry-sim ctl --control PATH <args>` and returns its output.
