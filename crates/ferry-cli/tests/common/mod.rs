@@ -1,0 +1,186 @@
+//! Helpers for running the real `ferry` binary against `ferry-sim serve`.
+//!
+//! The simulator is spawned and stopped by the e2e harness (`ferry_e2e::sim`); phone images
+//! come from `ferry-sim make-phone` (with their `expected.json` ground truth). Every `ferry`
+//! run has a hard deadline, so a hang fails the test instead of blocking it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub use ferry_e2e::sim::{sim_bin, Sim, SimOpts};
+use serde_json::Value;
+
+/// Hard limit for one `ferry` run.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(180);
+
+/// A finished `ferry` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub args: Vec<String>,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout of {self:?} is not JSON: {e}"))
+    }
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "ferry {:?}: expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "ferry panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+    pub fn ok(&self) -> &Self {
+        self.expect_code(0)
+    }
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "ferry {:?}: stderr lacks {needle:?}:\n{}",
+            self.args,
+            self.stderr
+        );
+        self
+    }
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "ferry {:?}: stdout lacks {needle:?}:\n{}",
+            self.args,
+            self.stdout
+        );
+        self
+    }
+}
+
+/// A private HOME / data / cache for one test's `ferry` runs.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::Builder::new()
+                .prefix("ferry-cli-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    pub fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+}
+
+/// The `ferry` command with an isolated environment pointed at `mux`.
+pub fn ferry_cmd(mux: &str, home: &Home, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(args)
+        .env("USBMUXD_SOCKET_ADDRESS", mux)
+        .env("HOME", home.dir.path())
+        .env("FERRY_DATA_DIR", home.data())
+        .env("FERRY_CACHE_DIR", home.cache())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs `ferry args` against `mux` (an address string) with a deadline.
+pub fn ferry_at(mux: &str, home: &Home, args: &[&str]) -> Run {
+    let out = ferry_e2e::sim::run_with_deadline(ferry_cmd(mux, home, args), RUN_DEADLINE)
+        .unwrap_or_else(|e| panic!("ferry {args:?} hung or failed to start: {e}"));
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Runs `ferry args` against a running simulator.
+pub fn ferry(sim: &Sim, home: &Home, args: &[&str]) -> Run {
+    ferry_at(&sim.mux_env(), home, args)
+}
+
+/// Writes a phone image with `ferry-sim make-phone`; returns its directory.
+pub fn make_phone(parent: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = parent.join(name);
+    let mut cmd = Command::new(sim_bin());
+    cmd.arg("make-phone").arg("--out").arg(&out).args(args);
+    let o = ferry_e2e::sim::run_with_deadline(cmd, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("make-phone {args:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "make-phone {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// The image's `expected.json`.
+pub fn expected(image: &Path) -> Value {
+    let text = std::fs::read_to_string(image.join("expected.json")).expect("expected.json");
+    serde_json::from_str(&text).expect("expected.json parses")
+}
+
+/// The UDID in the image's `device.toml`.
+pub fn udid_of(image: &Path) -> String {
+    let text = std::fs::read_to_string(image.join("device.toml")).expect("device.toml");
+    for line in text.lines() {
+        if let Some(v) = line.trim().strip_prefix("udid") {
+            let v = v.trim().trim_start_matches('=').trim().trim_matches('"');
+            return v.to_string();
+        }
+    }
+    panic!("no udid in device.toml:\n{text}")
+}
+
+/// `ferry-sim ctl status` as JSON, for the phone with `udid`.
+pub fn phone_status(sim: &Sim, udid: &str) -> Value {
+    let text = sim.ctl(&["status"]);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("status {text}: {e}"));
+    let phones = v["phones"]
+        .as_array()
+        .cloned()
+        .or_else(|| v.as_array().cloned())
+        .unwrap_or_else(|| panic!("no phones in status: {text}"));
+    phones
+        .into_iter()
+        .find(|p| p["udid"] == udid)
+        .unwrap_or_else(|| panic!("{udid} not in status: {text}"))
+}
+
+/// Polls `cond` until it holds or `deadline` passes (then panics with `what`).
+pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25)); // polling a condition with a deadline
+    }
+}
+
+/// Starts a simulator on `image` with extra options.
+pub fn start(image: &Path, f: impl FnOnce(SimOpts) -> SimOpts) -> Sim {
+    Sim::start(f(SimOpts::phone(image)))
+}
