@@ -185,7 +185,11 @@ struct DeviceRow {
 async fn device_row(mux: Mux, dev: UsbDevice) -> DeviceRow {
     let d2 = dev.clone();
     let m2 = mux.clone();
-    match guarded("reading the iPhone's facts", async move { facts(&m2, &d2).await }).await {
+    match guarded("reading the iPhone's facts", async move {
+        facts(&m2, &d2).await
+    })
+    .await
+    {
         Ok(f) => {
             let disk = if f.paired {
                 let (m3, d3) = (mux.clone(), dev.clone());
@@ -277,7 +281,10 @@ async fn pair_cmd(mux: Mux, udid: Option<String>, timeout: u64, force: bool) -> 
     });
     let (m, d) = (mux.clone(), dev.clone());
     let outcome = guarded("pairing", async move {
-        pair(&m, &d, &host, &opts, |state| eprintln!("{}", state.message())).await
+        pair(&m, &d, &host, &opts, |state| {
+            eprintln!("{}", state.message())
+        })
+        .await
     })
     .await?;
     let what = match outcome {
@@ -306,7 +313,10 @@ async fn scan_cmd(
         },
         copy_shm: false,
     };
-    let report = guarded("scanning the library", async move { scan(&mux, &dev, &opts).await }).await?;
+    let report = guarded("scanning the library", async move {
+        scan(&mux, &dev, &opts).await
+    })
+    .await?;
     if json {
         render::json(&report);
     } else {

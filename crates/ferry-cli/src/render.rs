@@ -123,7 +123,10 @@ pub fn devices(rows: &[DeviceRow]) {
 pub fn scan(r: &ScanReport) {
     let name = r.name.as_deref().unwrap_or("iPhone");
     let ios = r.ios_version.as_deref().unwrap_or("?");
-    println!("{name} ({}), iOS {ios}: {} assets in the library", r.udid, r.assets);
+    println!(
+        "{name} ({}), iOS {ios}: {} assets in the library",
+        r.udid, r.assets
+    );
     if r.snapshot.reused {
         println!("Library database unchanged since the last scan (cached copy used).");
     } else {
@@ -230,7 +233,10 @@ pub fn scan(r: &ScanReport) {
                 it.action.unwrap_or("-").to_string(),
                 it.role.unwrap_or("-").to_string(),
                 it.path.clone().unwrap_or_else(|| "-".into()),
-                it.size.or(it.db_size).map(bytes).unwrap_or_else(|| "-".into()),
+                it.size
+                    .or(it.db_size)
+                    .map(bytes)
+                    .unwrap_or_else(|| "-".into()),
                 it.created_utc
                     .as_deref()
                     .map(day)

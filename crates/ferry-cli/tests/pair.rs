@@ -6,7 +6,11 @@ mod common;
 use common::*;
 
 fn image(tmp: &tempfile::TempDir) -> std::path::PathBuf {
-    make_phone(tmp.path(), "phone", &["--assets", "12", "--schema", "ios17", "--seed", "5"])
+    make_phone(
+        tmp.path(),
+        "phone",
+        &["--assets", "12", "--schema", "ios17", "--seed", "5"],
+    )
 }
 
 #[test]
@@ -31,7 +35,11 @@ fn devices_lists_the_phone_with_its_facts() {
     assert_eq!(d["link_speed"], "USB 2.0 (480 Mbit/s)");
 
     let human = ferry(&sim, &home, &["devices"]);
-    human.ok().stdout_has(&udid_of(&img)).stdout_has("USB 2.0").stderr_has("ferry pair");
+    human
+        .ok()
+        .stdout_has(&udid_of(&img))
+        .stdout_has("USB 2.0")
+        .stderr_has("ferry pair");
 }
 
 #[test]
@@ -45,11 +53,18 @@ fn pair_auto_saves_the_record_and_keeps_the_host_id() {
     // The record is in usbmuxd: devices says paired, and free space needs a session.
     let v = ferry(&sim, &home, &["devices", "--json"]).json();
     assert_eq!(v["devices"][0]["paired"], true, "{v}");
-    assert!(v["devices"][0]["disk"]["free_bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["devices"][0]["disk"]["free_bytes"].as_u64().unwrap() > 0,
+        "{v}"
+    );
     // Second run: nothing to do.
-    ferry(&sim, &home, &["pair"]).ok().stdout_has("Already paired");
+    ferry(&sim, &home, &["pair"])
+        .ok()
+        .stdout_has("Already paired");
     // Forced re-pair: same HostID, so the phone still knows one computer.
-    ferry(&sim, &home, &["pair", "--force"]).ok().stdout_has("Paired with");
+    ferry(&sim, &home, &["pair", "--force"])
+        .ok()
+        .stdout_has("Paired with");
     let again = std::fs::read_to_string(home.data().join("host-id")).unwrap();
     assert_eq!(host_id, again);
     let st = phone_status(&sim, &udid_of(&img));
@@ -139,7 +154,10 @@ fn scan_before_pairing_says_how_to_pair() {
 fn missing_usbmuxd_names_the_fix() {
     let home = Home::new();
     let sock = home.dir.path().join("no-such-socket");
-    for addr in [format!("UNIX:{}", sock.display()), sock.display().to_string()] {
+    for addr in [
+        format!("UNIX:{}", sock.display()),
+        sock.display().to_string(),
+    ] {
         ferry_at(&addr, &home, &["devices"])
             .expect_code(3)
             .stderr_has("cannot reach usbmuxd")
@@ -166,11 +184,15 @@ fn no_phone_connected() {
     let sim = start(&img, |o| o);
     let home = Home::new();
     sim.ctl(&["unplug"]);
-    wait_for("the unplug to show", std::time::Duration::from_secs(30), || {
-        ferry(&sim, &home, &["devices", "--json"]).json()["devices"]
-            .as_array()
-            .is_some_and(|a| a.is_empty())
-    });
+    wait_for(
+        "the unplug to show",
+        std::time::Duration::from_secs(30),
+        || {
+            ferry(&sim, &home, &["devices", "--json"]).json()["devices"]
+                .as_array()
+                .is_some_and(|a| a.is_empty())
+        },
+    );
     ferry(&sim, &home, &["scan"])
         .expect_code(4)
         .stderr_has("no iPhone is connected");

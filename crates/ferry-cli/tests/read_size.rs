@@ -14,14 +14,24 @@ const VIDEO_BYTES: u64 = 2 << 30; // 2 GiB
 const MAX_RSS_KIB: i64 = 96 * 1024;
 
 #[test]
+// The child is reaped with libc::wait4 (to get its own rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn multi_gib_read_uses_1mib_requests_and_bounded_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let img = make_phone(
         tmp.path(),
         "p",
         &[
-            "--assets", "20", "--schema", "ios18", "--seed", "51", "--icloud-photos", "off",
-            "--sparse-video-bytes", &VIDEO_BYTES.to_string(),
+            "--assets",
+            "20",
+            "--schema",
+            "ios18",
+            "--seed",
+            "51",
+            "--icloud-photos",
+            "off",
+            "--sparse-video-bytes",
+            &VIDEO_BYTES.to_string(),
         ],
     );
     let exp = expected(&img);
@@ -41,11 +51,15 @@ fn multi_gib_read_uses_1mib_requests_and_bounded_memory() {
     let before = phone_status(&sim, &udid);
 
     let remote = format!("/{path}");
-    let mut child = ferry_cmd(&sim.mux_env(), &home, &["read-file", &remote, "--out", "/dev/null"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn ferry");
+    let mut child = ferry_cmd(
+        &sim.mux_env(),
+        &home,
+        &["read-file", &remote, "--out", "/dev/null"],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn ferry");
     let pid = child.id() as libc::pid_t;
     let stderr = child.stderr.take().unwrap();
     let err_thread = std::thread::spawn(move || {
@@ -70,13 +84,17 @@ fn multi_gib_read_uses_1mib_requests_and_bounded_memory() {
         std::thread::sleep(Duration::from_millis(50)); // polling a condition with a deadline
     };
     let err = err_thread.join().unwrap();
-    assert!(status.success(), "ferry read-file failed ({status}):\n{err}");
+    assert!(
+        status.success(),
+        "ferry read-file failed ({status}):\n{err}"
+    );
     assert!(err.contains(&format!("{VIDEO_BYTES} bytes")), "{err}");
 
     let after = phone_status(&sim, &udid);
-    let reads = after["read_requests"].as_u64().unwrap() - before["read_requests"].as_u64().unwrap();
-    let small =
-        after["small_read_requests"].as_u64().unwrap() - before["small_read_requests"].as_u64().unwrap();
+    let reads =
+        after["read_requests"].as_u64().unwrap() - before["read_requests"].as_u64().unwrap();
+    let small = after["small_read_requests"].as_u64().unwrap()
+        - before["small_read_requests"].as_u64().unwrap();
     let moved = after["afc_bytes"].as_u64().unwrap() - before["afc_bytes"].as_u64().unwrap();
     eprintln!(
         "read {VIDEO_BYTES} bytes: {reads} FILE_READ requests, {small} under 1 MiB, \

@@ -40,7 +40,10 @@ fn want(exp: &Value) -> Value {
             }
             if action == "archive"
                 && avail == "local"
-                && matches!(r["upload_state"].as_str(), Some("upload_pending" | "icloud_photos_off"))
+                && matches!(
+                    r["upload_state"].as_str(),
+                    Some("upload_pending" | "icloud_photos_off")
+                )
             {
                 only_here_bytes += r["size"].as_u64().unwrap();
             }
@@ -50,9 +53,7 @@ fn want(exp: &Value) -> Value {
                 _ => None,
             };
             let kind = kind.or_else(|| {
-                (action == "archive"
-                    && !r["db_size"].is_null()
-                    && r["db_size"] != r["size"])
+                (action == "archive" && !r["db_size"].is_null() && r["db_size"] != r["size"])
                     .then_some("size_mismatch")
             });
             if let Some(k) = kind {
@@ -126,21 +127,34 @@ fn check_image(img: &Path, list: bool) {
     let report = r.json();
     assert_eq!(report["format"], 1);
     assert_eq!(report["udid"], udid_of(img).as_str());
-    assert_eq!(got(&report), want(&exp), "scan of {} disagrees with expected.json", img.display());
+    assert_eq!(
+        got(&report),
+        want(&exp),
+        "scan of {} disagrees with expected.json",
+        img.display()
+    );
     if list {
         // Every expected resource appears with the same action (and size when archived).
         let items = report["items"].as_array().expect("items with --list");
         let mut by_key = BTreeMap::new();
         for it in items {
             if let Some(role) = it["role"].as_str() {
-                by_key.insert((it["uuid"].as_str().unwrap().to_string(), role.to_string()), it.clone());
+                by_key.insert(
+                    (it["uuid"].as_str().unwrap().to_string(), role.to_string()),
+                    it.clone(),
+                );
             }
         }
         let mut n = 0;
         for a in exp["assets"].as_array().unwrap() {
             for res in a["resources"].as_array().unwrap() {
-                let key = (a["uuid"].as_str().unwrap().to_string(), res["role"].as_str().unwrap().to_string());
-                let it = by_key.get(&key).unwrap_or_else(|| panic!("no item for {key:?}"));
+                let key = (
+                    a["uuid"].as_str().unwrap().to_string(),
+                    res["role"].as_str().unwrap().to_string(),
+                );
+                let it = by_key
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("no item for {key:?}"));
                 assert_eq!(it["action"], res["action"], "{key:?}: {it} vs {res}");
                 if res["action"] == "archive" {
                     assert_eq!(it["size"], res["size"], "{key:?}");
@@ -156,26 +170,50 @@ fn check_image(img: &Path, list: bool) {
 #[test]
 fn scan_matches_expected_ios13() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), "p", &["--assets", "80", "--schema", "ios13", "--seed", "13"]);
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "80", "--schema", "ios13", "--seed", "13"],
+    );
     check_image(&img, false);
 }
 
 #[test]
 fn scan_matches_expected_ios15_with_list() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), "p", &["--assets", "80", "--schema", "ios15", "--seed", "15"]);
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "80", "--schema", "ios15", "--seed", "15"],
+    );
     check_image(&img, true);
 }
 
 #[test]
 fn scan_matches_expected_ios18_with_list() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), "p", &["--assets", "120", "--schema", "ios18", "--seed", "18"]);
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "120", "--schema", "ios18", "--seed", "18"],
+    );
     let exp = expected(&img);
     // The image must contain the DB/file disagreement scenarios, or this test proves little.
     let w = want(&exp);
-    assert!(w["disagreements"]["db_local_file_missing"].as_u64().unwrap() > 0, "{w}");
-    assert!(w["disagreements"]["db_remote_file_present"].as_u64().unwrap() > 0, "{w}");
+    assert!(
+        w["disagreements"]["db_local_file_missing"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{w}"
+    );
+    assert!(
+        w["disagreements"]["db_remote_file_present"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{w}"
+    );
     assert!(w["icloud_only"]["files"].as_u64().unwrap() > 0, "{w}");
     check_image(&img, true);
 }
@@ -186,7 +224,16 @@ fn scan_matches_expected_icloud_off_ios16() {
     let img = make_phone(
         tmp.path(),
         "p",
-        &["--assets", "60", "--schema", "ios16", "--seed", "16", "--icloud-photos", "off"],
+        &[
+            "--assets",
+            "60",
+            "--schema",
+            "ios16",
+            "--seed",
+            "16",
+            "--icloud-photos",
+            "off",
+        ],
     );
     check_image(&img, false);
 }
@@ -194,7 +241,11 @@ fn scan_matches_expected_icloud_off_ios16() {
 #[test]
 fn scan_human_output_is_a_short_table() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), "p", &["--assets", "40", "--schema", "ios17", "--seed", "7"]);
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "40", "--schema", "ios17", "--seed", "7"],
+    );
     let sim = start(&img, |o| o);
     let home = Home::new();
     pair(&sim, &home, None);
@@ -209,8 +260,16 @@ fn scan_human_output_is_a_short_table() {
 #[test]
 fn two_phones_need_udid_and_it_is_honoured() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = make_phone(tmp.path(), "a", &["--assets", "30", "--schema", "ios17", "--seed", "21"]);
-    let b = make_phone(tmp.path(), "b", &["--assets", "45", "--schema", "ios14", "--seed", "22"]);
+    let a = make_phone(
+        tmp.path(),
+        "a",
+        &["--assets", "30", "--schema", "ios17", "--seed", "21"],
+    );
+    let b = make_phone(
+        tmp.path(),
+        "b",
+        &["--assets", "45", "--schema", "ios14", "--seed", "22"],
+    );
     let (ua, ub) = (udid_of(&a), udid_of(&b));
     assert_ne!(ua, ub);
     let sim = Sim::start(SimOpts::phone(&a).also_phone(&b));
@@ -238,8 +297,14 @@ fn two_phones_need_udid_and_it_is_honoured() {
 #[test]
 fn unplug_during_scan_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), "p", &["--assets", "200", "--schema", "ios18", "--seed", "31"]);
-    let db = std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite")).unwrap().len();
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "200", "--schema", "ios18", "--seed", "31"],
+    );
+    let db = std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite"))
+        .unwrap()
+        .len();
     let sim = start(&img, |o| o);
     let home = Home::new();
     pair(&sim, &home, None);
@@ -255,7 +320,11 @@ fn unplug_during_scan_is_a_clear_error() {
 #[test]
 fn stalled_phone_times_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), "p", &["--assets", "200", "--schema", "ios18", "--seed", "32"]);
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "200", "--schema", "ios18", "--seed", "32"],
+    );
     let sim = start(&img, |o| o);
     let home = Home::new();
     pair(&sim, &home, None);
@@ -268,7 +337,11 @@ fn stalled_phone_times_out() {
 #[test]
 fn unchanged_phone_is_not_copied_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), "p", &["--assets", "150", "--schema", "ios18", "--seed", "41"]);
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "150", "--schema", "ios18", "--seed", "41"],
+    );
     let udid = udid_of(&img);
     let db_path = img.join("Media/PhotoData/Photos.sqlite");
     let db = std::fs::metadata(&db_path).unwrap().len();

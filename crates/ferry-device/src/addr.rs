@@ -193,7 +193,10 @@ mod tests {
             path(&parse(Some("UNIX:/tmp/mux"), Os::Linux).unwrap()),
             "/tmp/mux"
         );
-        assert_eq!(path(&parse(Some("/tmp/mux"), Os::Linux).unwrap()), "/tmp/mux");
+        assert_eq!(
+            path(&parse(Some("/tmp/mux"), Os::Linux).unwrap()),
+            "/tmp/mux"
+        );
         assert_eq!(path(&parse(None, Os::Linux).unwrap()), DEFAULT_SOCKET);
         assert_eq!(path(&parse(Some("  "), Os::MacOs).unwrap()), DEFAULT_SOCKET);
         assert!(parse(Some("UNIX:"), Os::Linux).is_err());

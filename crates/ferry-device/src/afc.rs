@@ -4,7 +4,7 @@
 //! the phone-side handle in release) unless `.close().await` *succeeded* — which cannot be
 //! guaranteed once the phone is unplugged or a deadline fires in the middle of a request.
 //! Instead we speak the three file opcodes ourselves through `AfcClient::send_op`
-//! (`FileRefOpen`, `FileRefRead`, `FileRefClose`) and keep the handle in [`RemoteFile`], a
+//! (`FileRefOpen`, `FileRefRead`, `FileRefClose`) and keep the handle in `RemoteFile`, a
 //! plain number whose drop cannot panic:
 //!
 //! * on the normal path and on every error the phone answers cleanly, the handle is closed
@@ -187,7 +187,7 @@ impl AfcSession {
             self.client.send_op(AfcOpcode::FileOpen, hp, Vec::new()),
         )
         .await
-            .map_err(|e| e.into_error("open", path))?;
+        .map_err(|e| e.into_error("open", path))?;
         let handle = pkt
             .header_payload
             .get(..8)
@@ -201,7 +201,12 @@ impl AfcSession {
         Ok(RemoteFile { handle })
     }
 
-    async fn read_chunk(&mut self, f: &RemoteFile, path: &str, len: usize) -> Result<Vec<u8>, OpError> {
+    async fn read_chunk(
+        &mut self,
+        f: &RemoteFile,
+        path: &str,
+        len: usize,
+    ) -> Result<Vec<u8>, OpError> {
         let hp = [f.handle.to_le_bytes(), (len as u64).to_le_bytes()].concat();
         self.read_requests += 1;
         let pkt = guard(
@@ -215,11 +220,11 @@ impl AfcSession {
     }
 
     async fn close(&mut self, f: RemoteFile, path: &str) -> Result<()> {
-        let hp = f.handle.to_le_bytes().to_vec();
+        let RemoteFile { handle } = f;
+        let hp = handle.to_le_bytes().to_vec();
         // The handle is accounted as closed either way: a clean close frees it, and any failure
         // poisons the session, whose connection the caller must drop (freeing it on the phone).
         self.open_handles = self.open_handles.saturating_sub(1);
-        std::mem::drop(f);
         guard(
             &mut self.poisoned,
             self.timeout,

@@ -373,7 +373,10 @@ mod tests {
             devices: vec![("U1".into(), "One".into()), ("U2".into(), "Two".into())],
         };
         let s = e.to_string();
-        assert!(s.contains("U1") && s.contains("U2") && s.contains("One"), "{s}");
+        assert!(
+            s.contains("U1") && s.contains("U2") && s.contains("One"),
+            "{s}"
+        );
     }
 
     #[test]

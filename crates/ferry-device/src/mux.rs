@@ -317,7 +317,10 @@ mod tests {
     #[test]
     fn speed_labels() {
         assert_eq!(link_speed_label(5_000_000_000), "USB 3 (5 Gbit/s)");
-        assert_eq!(link_speed_label(10_000_000_000), "USB 3.2 Gen 2 (10 Gbit/s)");
+        assert_eq!(
+            link_speed_label(10_000_000_000),
+            "USB 3.2 Gen 2 (10 Gbit/s)"
+        );
         assert_eq!(link_speed_label(12_000_000), "USB 1.1 (12 Mbit/s)");
     }
 }

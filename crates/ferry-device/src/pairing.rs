@@ -139,7 +139,12 @@ pub async fn pair(
     observe(&PairState::Requesting);
     let buid = mux.buid().await?;
     let provider = mux.provider(dev);
-    let mut ld = timed(mux.timeout, "connecting to the iPhone", LockdownClient::connect(&provider)).await?;
+    let mut ld = timed(
+        mux.timeout,
+        "connecting to the iPhone",
+        LockdownClient::connect(&provider),
+    )
+    .await?;
     let host_name = Some(host.host_name.as_str());
     let first = tokio::time::timeout(
         mux.timeout,
@@ -168,15 +173,23 @@ pub async fn pair(
                 _ = opts.cancel.cancelled() => return Err(Error::PairCancelled),
             }
         }
-        Ok(Err(e)) => return Err(Error::from_idevice(e, "asking the iPhone to trust this computer")),
+        Ok(Err(e)) => {
+            return Err(Error::from_idevice(
+                e,
+                "asking the iPhone to trust this computer",
+            ))
+        }
     };
 
     observe(&PairState::Saving);
     record.udid = Some(dev.udid.clone());
-    let bytes = record.clone().serialize().map_err(|e: IdeviceError| Error::Internal {
-        during: "saving the pair record".into(),
-        detail: e.to_string(),
-    })?;
+    let bytes = record
+        .clone()
+        .serialize()
+        .map_err(|e: IdeviceError| Error::Internal {
+            during: "saving the pair record".into(),
+            detail: e.to_string(),
+        })?;
     mux.save_pair_record(dev, bytes).await?;
     Session::open_with(mux, dev, record).await?;
     observe(&PairState::Paired);
@@ -194,6 +207,9 @@ mod tests {
     #[test]
     fn waiting_message_tells_what_to_do() {
         let m = PairState::WaitingForTrust { remaining_secs: 30 }.message();
-        assert!(m.contains("Unlock") && m.contains("Trust") && m.contains("30s"), "{m}");
+        assert!(
+            m.contains("Unlock") && m.contains("Trust") && m.contains("30s"),
+            "{m}"
+        );
     }
 }

@@ -112,7 +112,11 @@ mod tests {
             cache_dir_for(Os::Linux, &e),
             Some(PathBuf::from("/h/.cache/ferry"))
         );
-        let e = env(&[("HOME", "/h"), ("XDG_DATA_HOME", "/d"), ("XDG_CACHE_HOME", "rel")]);
+        let e = env(&[
+            ("HOME", "/h"),
+            ("XDG_DATA_HOME", "/d"),
+            ("XDG_CACHE_HOME", "rel"),
+        ]);
         assert_eq!(data_dir_for(Os::Linux, &e), Some(PathBuf::from("/d/ferry")));
         // relative XDG paths are invalid per the spec and ignored
         assert_eq!(

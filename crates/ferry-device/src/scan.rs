@@ -372,7 +372,13 @@ impl Cache {
         // escape the cache dir.
         let safe: String = udid
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         Cache {
             dir: root.join("snapshots").join(safe),
@@ -395,7 +401,9 @@ impl Cache {
     fn store(&self, snap: &snapshot::Snapshot, fp: &DbFingerprint) -> io::Result<()> {
         let parent = self.dir.parent().unwrap_or(Path::new("."));
         crate::paths::create_private_dir(parent)?;
-        let tmp = tempfile::Builder::new().prefix(".new-").tempdir_in(parent)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(parent)?;
         let db = snap.db_path();
         let src_dir = db.parent().unwrap_or(Path::new("."));
         for name in [snapshot::DB_NAME, snapshot::WAL_NAME] {
@@ -417,7 +425,12 @@ impl Cache {
     }
 }
 
-fn scan_blocking(handle: Handle, afc: AfcSession, udid: &str, opts: &ScanOptions) -> Result<ScanReport> {
+fn scan_blocking(
+    handle: Handle,
+    afc: AfcSession,
+    udid: &str,
+    opts: &ScanOptions,
+) -> Result<ScanReport> {
     let bridge = Bridge {
         handle,
         afc: RefCell::new(afc),
@@ -456,7 +469,8 @@ fn scan_blocking(handle: Handle, afc: AfcSession, udid: &str, opts: &ScanOptions
         Some(s) => s,
         None => {
             let mut src = &bridge;
-            let s = snapshot::take_snapshot(&mut src, &snap_opts).map_err(|e| bridge.take_fatal(e))?;
+            let s =
+                snapshot::take_snapshot(&mut src, &snap_opts).map_err(|e| bridge.take_fatal(e))?;
             if let Some(c) = &cache {
                 let after = fingerprint(&bridge)?;
                 if after == before {
@@ -532,13 +546,21 @@ fn scan_blocking(handle: Handle, afc: AfcSession, udid: &str, opts: &ScanOptions
             let only_here = matches!(v, Verdict::Archive { .. }) && res.only_on_this_phone();
             let disagreement = match v {
                 Verdict::Excluded => None,
-                Verdict::Archive { provisional: true, .. } | Verdict::RetryLater => Some("size_mismatch"),
+                Verdict::Archive {
+                    provisional: true, ..
+                }
+                | Verdict::RetryLater => Some("size_mismatch"),
                 Verdict::Archive { .. }
-                    if matches!(res.availability, Availability::IcloudOnly | Availability::Unavailable) =>
+                    if matches!(
+                        res.availability,
+                        Availability::IcloudOnly | Availability::Unavailable
+                    ) =>
                 {
                     Some("db_remote_file_present")
                 }
-                Verdict::FetchOnPhone | Verdict::Unavailable if res.availability == Availability::Local => {
+                Verdict::FetchOnPhone | Verdict::Unavailable
+                    if res.availability == Availability::Local =>
+                {
                     Some("db_local_file_missing")
                 }
                 _ => None,

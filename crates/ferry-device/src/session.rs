@@ -222,7 +222,12 @@ impl Session {
     /// Reads a lockdown value inside the session.
     pub async fn value(&mut self, key: Option<&str>, domain: Option<&str>) -> Result<Value> {
         let d = self.mux.timeout;
-        timed(d, "reading a value from the iPhone", self.lockdown.get_value(key, domain)).await
+        timed(
+            d,
+            "reading a value from the iPhone",
+            self.lockdown.get_value(key, domain),
+        )
+        .await
     }
 
     /// Free and total space.

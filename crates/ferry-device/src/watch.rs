@@ -38,7 +38,9 @@ pub struct DeviceWatcher {
 impl DeviceWatcher {
     /// Starts listening. Fails only if the thread cannot be spawned; connection errors arrive
     /// as [`DeviceEvent::Ended`].
-    pub fn start(mux: Mux) -> std::io::Result<(DeviceWatcher, mpsc::UnboundedReceiver<DeviceEvent>)> {
+    pub fn start(
+        mux: Mux,
+    ) -> std::io::Result<(DeviceWatcher, mpsc::UnboundedReceiver<DeviceEvent>)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel();
         let thread = std::thread::Builder::new()

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use ferry_device::{
-    pair, DeviceEvent, DeviceWatcher, ErrorKind, HostIdentity, Mux, PairOptions,
-    PairState, Session,
+    pair, DeviceEvent, DeviceWatcher, ErrorKind, HostIdentity, Mux, PairOptions, PairState, Session,
 };
 use ferry_e2e::sim::{sim_bin, Sim, SimOpts};
 
@@ -29,9 +28,11 @@ async fn paired(sim: &Sim, host_dir: &std::path::Path) -> (Mux, ferry_device::Us
     let dev = mux.list().await.unwrap().remove(0);
     let host = HostIdentity::load_or_create_in(host_dir).unwrap();
     let mut states = Vec::new();
-    pair(&mux, &dev, &host, &PairOptions::default(), |s| states.push(s.clone()))
-        .await
-        .unwrap();
+    pair(&mux, &dev, &host, &PairOptions::default(), |s| {
+        states.push(s.clone())
+    })
+    .await
+    .unwrap();
     assert_eq!(states.first(), Some(&PairState::Checking));
     assert_eq!(states.last(), Some(&PairState::Paired));
     (mux, dev)
@@ -40,7 +41,10 @@ async fn paired(sim: &Sim, host_dir: &std::path::Path) -> (Mux, ferry_device::Us
 #[test]
 fn watcher_reports_attach_and_detach() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = make_phone(tmp.path(), &["--assets", "5", "--schema", "ios17", "--seed", "1"]);
+    let img = make_phone(
+        tmp.path(),
+        &["--assets", "5", "--schema", "ios17", "--seed", "1"],
+    );
     let sim = Sim::start(SimOpts::phone(&img).link("usb3"));
     let (watcher, mut rx) = DeviceWatcher::start(mux_for(&sim)).unwrap();
     let next = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<DeviceEvent>| {
@@ -82,7 +86,18 @@ async fn several_afc_connections_at_once_and_handles_are_released() {
     let tmp = tempfile::tempdir().unwrap();
     let img = make_phone(
         tmp.path(),
-        &["--assets", "30", "--schema", "ios18", "--seed", "3", "--media-size", "realistic", "--icloud-photos", "off"],
+        &[
+            "--assets",
+            "30",
+            "--schema",
+            "ios18",
+            "--seed",
+            "3",
+            "--media-size",
+            "realistic",
+            "--icloud-photos",
+            "off",
+        ],
     );
     let media = img.join("Media");
     let mut files: Vec<String> = Vec::new();
@@ -101,7 +116,9 @@ async fn several_afc_connections_at_once_and_handles_are_released() {
     let (mux, dev) = paired(&sim, host.path()).await;
     let mut session = Session::open(&mux, &dev).await.unwrap();
     let usage = session.disk_usage().await.unwrap();
-    assert!(usage.free_bytes.unwrap() > 0 && usage.total_bytes.unwrap() > usage.free_bytes.unwrap());
+    assert!(
+        usage.free_bytes.unwrap() > 0 && usage.total_bytes.unwrap() > usage.free_bytes.unwrap()
+    );
     let mut a = session.afc().await.unwrap();
     let mut b = session.afc().await.unwrap();
     let mut c = session.afc().await.unwrap();
@@ -128,8 +145,14 @@ async fn several_afc_connections_at_once_and_handles_are_released() {
     // A file that vanishes after its directory was listed: a clean per-file error, no handle
     // left open, and the connection stays usable.
     let names = a.list("/DCIM/100APPLE").await.unwrap().unwrap();
-    assert!(names.iter().any(|n| vanish.ends_with(n.as_str())), "{names:?}");
-    let e = a.read_to(&format!("/{vanish}"), &mut Vec::new(), |_| {}).await.unwrap_err();
+    assert!(
+        names.iter().any(|n| vanish.ends_with(n.as_str())),
+        "{names:?}"
+    );
+    let e = a
+        .read_to(&format!("/{vanish}"), &mut Vec::new(), |_| {})
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PhoneFile, "{e}");
     assert!(!a.is_poisoned());
     assert_eq!(a.open_handles(), 0);
@@ -146,8 +169,18 @@ async fn unplug_mid_read_poisons_the_session_without_panicking() {
     let tmp = tempfile::tempdir().unwrap();
     let img = make_phone(
         tmp.path(),
-        &["--assets", "10", "--schema", "ios18", "--seed", "4", "--icloud-photos", "off",
-          "--sparse-video-bytes", "67108864"],
+        &[
+            "--assets",
+            "10",
+            "--schema",
+            "ios18",
+            "--seed",
+            "4",
+            "--icloud-photos",
+            "off",
+            "--sparse-video-bytes",
+            "67108864",
+        ],
     );
     let sim = Sim::start(SimOpts::phone(&img));
     let host = tempfile::tempdir().unwrap();
@@ -168,7 +201,9 @@ async fn unplug_mid_read_poisons_the_session_without_panicking() {
     let r = ferry_device::guarded("test", async move {
         let mut s = Session::open(&m2, &dev).await?;
         let mut afc = s.afc().await?;
-        let r = afc.read_to(&format!("/{big}"), &mut tokio::io::sink(), |_| {}).await;
+        let r = afc
+            .read_to(&format!("/{big}"), &mut tokio::io::sink(), |_| {})
+            .await;
         assert!(afc.is_poisoned());
         assert_eq!(afc.open_handles(), 0);
         r
