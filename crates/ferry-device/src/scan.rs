@@ -392,6 +392,7 @@ impl Cache {
         let Ok(old) = serde_json::from_str::<DbFingerprint>(&text) else {
             return false;
         };
+        tracing::debug!(?old, new = ?fp, "comparing the database fingerprint with the cache");
         old == *fp
             && self.dir.join(snapshot::DB_NAME).is_file()
             && (fp.wal.is_none() || self.dir.join(snapshot::WAL_NAME).is_file())
