@@ -47,7 +47,31 @@ fn locate_or_build() -> Result<PathBuf, String> {
         .parent()
         .map(Path::to_path_buf)
         .ok_or("no workspace dir")?;
-    let out = Command::new(&cargo)
+    let mut cmd = Command::new(&cargo);
+    // `cargo test` gives each test process per-crate variables (CARGO_MANIFEST_DIR, …). Some
+    // build scripts track them (ring: `rerun-if-env-changed=CARGO_MANIFEST_DIR`), so passing
+    // them on would make this build and every plain `cargo build` rebuild ring, rustls and
+    // everything above them, alternately. Strip them.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || matches!(
+                &*k,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            )
+        {
+            cmd.env_remove(&*k);
+        }
+    }
+    let out = cmd
         .current_dir(&workspace)
         .args([
             "build",
