@@ -194,6 +194,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             }
         })
     });
+    // Signal handlers go in before the ready line: a supervisor may send SIGTERM as soon as
+    // it has read it.
+    let signals = Signals::install()?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -201,7 +204,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!("serving {} phone(s) on {}", sim.status().len(), sim.addr());
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("stopping");
     stop.cancel();
     if let Some(t) = ctl_task {
@@ -214,15 +217,27 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM, registered once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 async fn ctl(path: PathBuf, cmd: CtlCmd) -> anyhow::Result<()> {

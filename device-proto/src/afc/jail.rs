@@ -125,6 +125,39 @@ pub fn resolve(root: &Path, path: &[u8], follow_last: bool) -> Result<Resolved, 
     })
 }
 
+/// The `LinkTarget` a client is shown for a symlink in the image. Relative targets and
+/// targets already in the phone's namespace are shown as they are; an absolute target into the
+/// image's `Media/` on the host is shown as the phone path (`/var/mobile/Media/…`). Any other
+/// absolute target would reveal the host's file system, so it is shown as a path under
+/// `/private/var/root/` with only its last component (simulator policy: on a phone such a link
+/// also points outside the AFC jail, where AFC cannot follow it).
+pub fn phone_link_target(media: &Path, target: &Path) -> String {
+    let lossy = |p: &Path| String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned();
+    if !target.is_absolute() {
+        return lossy(target);
+    }
+    let text = lossy(target);
+    if MEDIA_PREFIXES
+        .iter()
+        .any(|p| text == *p || text.starts_with(&format!("{p}/")))
+    {
+        return text;
+    }
+    if let Ok(rel) = target.strip_prefix(media) {
+        let rel = lossy(rel);
+        return if rel.is_empty() {
+            "/var/mobile/Media".to_string()
+        } else {
+            format!("/var/mobile/Media/{rel}")
+        };
+    }
+    let name = target
+        .file_name()
+        .map(|n| String::from_utf8_lossy(n.as_bytes()).into_owned())
+        .unwrap_or_default();
+    format!("/private/var/root/{name}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +175,20 @@ mod tests {
         symlink("/var/mobile/Media/DCIM", root.join("abs_inside")).expect("symlink");
         symlink("loop", root.join("loop")).expect("symlink");
         (t, root)
+    }
+
+    #[test]
+    fn link_targets_never_show_host_paths() {
+        let media = Path::new("/tmp/img/Media");
+        let show = |t: &str| phone_link_target(media, Path::new(t));
+        assert_eq!(show("100APPLE/IMG_0001.JPG"), "100APPLE/IMG_0001.JPG");
+        assert_eq!(show("/var/mobile/Media/DCIM"), "/var/mobile/Media/DCIM");
+        assert_eq!(
+            show("/tmp/img/Media/DCIM/x.JPG"),
+            "/var/mobile/Media/DCIM/x.JPG"
+        );
+        assert_eq!(show("/tmp/img/secret.txt"), "/private/var/root/secret.txt");
+        assert!(!show("/home/someone/photos/a.jpg").contains("/home"));
     }
 
     #[test]

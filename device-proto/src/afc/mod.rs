@@ -355,10 +355,8 @@ impl Afc {
         ];
         if ft.is_symlink() {
             let target = std::fs::read_link(&r.host).map_err(|_| status::OBJECT_NOT_FOUND)?;
-            pairs.push((
-                "LinkTarget",
-                String::from_utf8_lossy(target.as_os_str().as_bytes()).into_owned(),
-            ));
+            let media = self.phone.image.media();
+            pairs.push(("LinkTarget", jail::phone_link_target(&media, &target)));
         }
         Ok(packet::kv(&pairs))
     }
@@ -368,10 +366,13 @@ impl Afc {
         if !(1..=6).contains(&mode) {
             return Err(status::INVALID_ARG);
         }
-        let r = self.resolve(&a[8..], true)?;
         if mode != 1 {
+            // Media is read-only here: a write mode is refused whether or not the file exists
+            // (creating it would need write permission too), as a phone refuses outside its
+            // writable areas.
             return Err(status::PERM_DENIED);
         }
+        let r = self.resolve(&a[8..], true)?;
         let meta = std::fs::metadata(&r.host).map_err(|_| status::OBJECT_NOT_FOUND)?;
         if meta.is_dir() {
             // UNCONFIRMED status for opening a directory.

@@ -413,6 +413,19 @@ impl Conn {
             let _order = bus.order.lock().await;
             (bus.subscribe(), self.plugged())
         };
+        // Registered before the Result goes out, so a client that has read it already shows
+        // in ListListeners.
+        self.shared.listeners.add(self.info.clone());
+        self.listen_loop(tag, &mut rx, present).await;
+        self.shared.listeners.remove(self.info.id);
+    }
+
+    async fn listen_loop(
+        &mut self,
+        tag: u32,
+        rx: &mut tokio::sync::broadcast::Receiver<MuxEvent>,
+        present: Vec<(u32, Arc<Phone>)>,
+    ) {
         if !self.reply_result(tag, result::OK).await {
             return;
         }
@@ -425,7 +438,6 @@ impl Conn {
                 return;
             }
         }
-        self.shared.listeners.add(self.info.clone());
         let id = self.info.id;
         let stop = self.shared.shutdown.clone();
         loop {
@@ -460,7 +472,6 @@ impl Conn {
                 _ = stop.cancelled() => break,
             }
         }
-        self.shared.listeners.remove(id);
     }
 
     fn event_bytes(&self, ev: &MuxEvent) -> Vec<u8> {
