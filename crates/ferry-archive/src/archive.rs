@@ -1165,7 +1165,9 @@ impl PendingFile {
                 durability,
                 at_ms: now_millis(),
             };
-            let end = st.journal.append(&JournalRecord::File(rec.clone()))?;
+            let end = st
+                .journal
+                .append(&JournalRecord::File(Box::new(rec.clone())))?;
             step(Step::JournalWritten);
             match durable::rename_noreplace(&self.temp_path, &final_path) {
                 Ok(()) => {}

@@ -78,7 +78,7 @@ pub enum JournalRecord {
         at_ms: i64,
     },
     /// A file placed in the archive (intent written before the rename).
-    File(FileRecord),
+    File(Box<FileRecord>),
     /// An asset deleted on the phone.
     DeletedOnPhone {
         /// UDID.

@@ -217,22 +217,10 @@ fn same_bytes_again_is_a_no_op_and_changed_bytes_are_a_new_version() {
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0].state, ferry_archive::FileState::Superseded);
     assert_eq!(
-        p.lookup("A", ResourceRole::Primary)
-            .unwrap()
-            .unwrap()
-            .rel_path_eq(&r3.rel_path),
-        true
+        p.lookup("A", ResourceRole::Primary).unwrap().unwrap().path,
+        r3.rel_path
     );
     assert!(a.check(true).unwrap().is_clean());
-}
-
-trait RelPathEq {
-    fn rel_path_eq(&self, p: &str) -> bool;
-}
-impl RelPathEq for ferry_archive::CatalogEntry {
-    fn rel_path_eq(&self, p: &str) -> bool {
-        self.path == p
-    }
 }
 
 #[test]
