@@ -644,3 +644,37 @@ fn files_are_written_with_a_sane_mode() {
     let mode = std::fs::metadata(&r.path).unwrap().mode() & 0o777;
     assert!(mode & 0o400 != 0, "{mode:o}");
 }
+
+#[test]
+fn parallel_writers_share_one_archive() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, p) = new_archive(d.path());
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let p = p.clone();
+            s.spawn(move || {
+                for i in 0..10u64 {
+                    let seed = t * 100 + i;
+                    // Every thread uses the same names: clashes are resolved under the lock.
+                    let name = format!("IMG_{i}.HEIC");
+                    let data = content(seed, 5000 + seed as usize);
+                    write(
+                        &p,
+                        spec(
+                            &format!("T{t}-{i}"),
+                            ResourceRole::Primary,
+                            &name,
+                            "DCIM/x.HEIC",
+                            data.len() as u64,
+                        ),
+                        &data,
+                    )
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(p.entries().unwrap().len(), 40);
+    assert_eq!(photo_files(d.path()).len(), 40);
+    assert!(a.check(true).unwrap().is_clean());
+}
