@@ -6,6 +6,11 @@
 //! pid, host, start time — is for the "who holds it" message only; it is never used to decide
 //! anything. `std::fs::File::try_lock` would do the same but needs Rust 1.89 and the workspace
 //! MSRV is 1.88, so this uses `rustix::fs::flock` (rustix is already in the dependency tree).
+//!
+//! Caveat: an flock belongs to the open file description, which a child process forked while
+//! the lock is held shares until it execs (the descriptor is close-on-exec). A process that
+//! spawns helpers while opening or closing archives can therefore see a brief, spurious
+//! [`Error::Busy`]; the archive's own tests serialise their `mount` calls for this reason.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

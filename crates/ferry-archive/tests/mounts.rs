@@ -3,12 +3,23 @@
 //! These need root (or CAP_SYS_ADMIN) to `mount -t tmpfs -o size=…`; without it they FAIL
 //! with a message saying so — they never pass silently. `chmod` is no substitute: root ignores
 //! permission bits, so the read-only case uses `mount -o remount,ro`.
+//!
+//! The tests take [`serial`] first: they spawn `mount`/`umount`, and a child forked by one
+//! test inherits, until it execs, every descriptor the process has open — another test's
+//! destination lock (the flock is shared with the child for that moment) or a just-deleted
+//! filler file (its space not yet freed). Run one at a time, nothing is shared.
 
 mod common;
 
 use common::*;
 use ferry_archive::{Archive, ArchiveOptions, Error, ErrorScope};
 use ferry_photos::ResourceRole;
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn small_opts() -> ArchiveOptions {
     ArchiveOptions {
@@ -19,6 +30,7 @@ fn small_opts() -> ArchiveOptions {
 
 #[test]
 fn disk_full_is_caught_before_writing() {
+    let _serial = serial();
     let m = TmpfsMount::new("2m");
     Archive::init(&m.dir).unwrap();
     let a = Archive::open(&m.dir, small_opts()).unwrap();
@@ -48,6 +60,7 @@ fn disk_full_is_caught_before_writing() {
 
 #[test]
 fn disk_full_mid_write_stops_cleanly_and_loses_nothing() {
+    let _serial = serial();
     let m = TmpfsMount::new("2m");
     Archive::init(&m.dir).unwrap();
     let opts = ArchiveOptions {
@@ -139,6 +152,7 @@ fn disk_full_mid_write_stops_cleanly_and_loses_nothing() {
 
 #[test]
 fn disk_full_with_preallocation_fails_at_byte_zero() {
+    let _serial = serial();
     let m = TmpfsMount::new("2m");
     Archive::init(&m.dir).unwrap();
     let a = Archive::open(
@@ -179,6 +193,7 @@ fn disk_full_with_preallocation_fails_at_byte_zero() {
 
 #[test]
 fn read_only_destination_is_a_clear_error_and_nothing_changes() {
+    let _serial = serial();
     let m2 = TmpfsMount::new("4m");
     // Write something first (with a margin that fits a 4 MiB tmpfs).
     Archive::init(&m2.dir).unwrap();
