@@ -1,0 +1,1 @@
+//! `ferry-config`: configuration and schedule (work in progress).

@@ -1,0 +1,1 @@
+//! `ferry-sync`: the sync engine (work in progress).
