@@ -420,9 +420,65 @@ impl Archive {
         })
     }
 
+    /// Stores a run report (JSON) for the phone `udid`: `.ferry/reports/<udid>/<time>.json`
+    /// plus `latest.json` beside it. Reports are never deleted. Returns the stamped file.
+    pub fn store_report(&self, udid: &str, json: &[u8]) -> Result<PathBuf> {
+        check_text("UDID", udid, 128)?;
+        let dir = reports_dir(&self.inner.root, udid);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let stamp = now_millis();
+        let mut n = 0u32;
+        let path = loop {
+            let name = if n == 0 {
+                format!("{stamp}.json")
+            } else {
+                format!("{stamp}-{n}.json")
+            };
+            let p = dir.join(name);
+            if std::fs::symlink_metadata(&p).is_err() {
+                break p;
+            }
+            n += 1;
+        };
+        durable::write_small_atomic(&path, json)?;
+        durable::write_small_atomic(&dir.join(LATEST_REPORT), json)?;
+        Ok(path)
+    }
+
+    /// Like [`Archive::check`], re-hashing only about `sample_percent` % of the files (chosen
+    /// at random per call; 100 = all). `on_file` is called after each file with its path and
+    /// size, for progress.
+    pub fn verify(
+        &self,
+        sample_percent: f64,
+        mut on_file: impl FnMut(&str, u64),
+    ) -> Result<ConsistencyReport> {
+        let seed = u64::try_from(now_millis()).unwrap_or(0) ^ u64::from(std::process::id());
+        let pick = |path: &str| -> bool {
+            if sample_percent >= 100.0 {
+                return true;
+            }
+            let mut h = blake3::Hasher::new();
+            h.update(&seed.to_le_bytes());
+            h.update(path.as_bytes());
+            let b = h.finalize();
+            let v = u16::from_le_bytes([b.as_bytes()[0], b.as_bytes()[1]]);
+            (f64::from(v) / 65536.0) * 100.0 < sample_percent
+        };
+        self.check_impl(&pick, &mut on_file)
+    }
+
     /// Compares the catalog with the files: every catalog row's file present with its size
     /// (and hash, if `verify_hashes`), and every file in the phone folders known. Read-only.
     pub fn check(&self, verify_hashes: bool) -> Result<ConsistencyReport> {
+        self.check_impl(&|_| verify_hashes, &mut |_, _| {})
+    }
+
+    fn check_impl(
+        &self,
+        hash_this: &dyn Fn(&str) -> bool,
+        on_file: &mut dyn FnMut(&str, u64),
+    ) -> Result<ConsistencyReport> {
         let (entries, phones) = {
             let st = self.state();
             (st.catalog.all_entries()?, st.catalog.phones()?)
@@ -441,12 +497,15 @@ impl Archive {
                 Ok(m) if m.file_type().is_file() => {
                     if m.len() != e.size {
                         rep.wrong_size.push(e.path.clone());
-                    } else if verify_hashes {
+                    } else if hash_this(&e.path) {
+                        rep.files_hashed += 1;
+                        rep.bytes_hashed += e.size;
                         match hash_file(&p) {
                             Ok(h) if h == e.hash => {}
                             _ => rep.wrong_hash.push(e.path.clone()),
                         }
                     }
+                    on_file(&e.path, e.size);
                 }
                 _ => rep.missing.push(e.path.clone()),
             }
@@ -465,6 +524,43 @@ impl Archive {
         }
         Ok(rep)
     }
+}
+
+/// Name of the newest report in each phone's report folder.
+pub const LATEST_REPORT: &str = "latest.json";
+
+fn reports_dir(root: &Path, udid: &str) -> PathBuf {
+    let safe: String = udid
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    root.join(META_DIR).join("reports").join(safe)
+}
+
+/// Reads the newest run report of phone `udid` in the archive at `dir` without opening (or
+/// locking) the archive: for `ferry status` while another run holds the lock.
+pub fn read_latest_report(dir: &Path, udid: &str) -> Option<Vec<u8>> {
+    std::fs::read(reports_dir(dir, udid).join(LATEST_REPORT)).ok()
+}
+
+/// The UDIDs that have reports in the archive at `dir` (lock-free, like
+/// [`read_latest_report`]).
+pub fn reported_phones(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir.join(META_DIR).join("reports"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 fn read_catalog_archive_id(path: &Path) -> Option<String> {
@@ -635,6 +731,10 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 pub struct ConsistencyReport {
     /// Catalog rows looked at.
     pub files_checked: usize,
+    /// Files whose content was re-hashed.
+    pub files_hashed: usize,
+    /// Their bytes.
+    pub bytes_hashed: u64,
     /// Rows whose file is gone.
     pub missing: Vec<String>,
     /// Rows whose file has another size.

@@ -62,8 +62,9 @@ pub mod names;
 pub mod testing;
 
 pub use archive::{
-    hash_file, Archive, ArchiveOptions, Archived, ConsistencyReport, DestinationFacts, OpenReport,
-    PendingFile, PhoneArchive, ResourceSpec, WriteOutcome,
+    hash_file, read_latest_report, reported_phones, Archive, ArchiveOptions, Archived,
+    ConsistencyReport, DestinationFacts, OpenReport, PendingFile, PhoneArchive, ResourceSpec,
+    WriteOutcome, LATEST_REPORT,
 };
 pub use catalog::{CatalogEntry, FileState, PhoneRow};
 pub use durable::Durability;

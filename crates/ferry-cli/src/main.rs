@@ -1,9 +1,10 @@
-//! `ferry`: list, pair and scan USB-tethered iPhones.
+//! `ferry`: list, pair, scan and back up USB-tethered iPhones.
 //!
 //! A thin front end: the work is done by `ferry-device` (and `ferry-photos` through it);
 //! this crate parses arguments, renders results and maps errors to the exit codes of
 //! docs/cli.md.
 
+mod backup;
 mod exit;
 mod render;
 
@@ -63,6 +64,64 @@ enum Command {
         #[arg(long)]
         no_cache: bool,
     },
+    /// Back up the phone's originals into a backup folder (copies only what is new).
+    Sync {
+        /// The backup folder (on the backup drive).
+        #[arg(long, value_name = "DIR")]
+        dest: std::path::PathBuf,
+        /// The phone's UDID (needed when several are connected).
+        #[arg(long)]
+        udid: Option<String>,
+        /// Plan and report; copy nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON (schema in docs/cli.md).
+        #[arg(long)]
+        json: bool,
+        /// Set DIR up as a Ferry backup folder if it is not one yet.
+        #[arg(long)]
+        init: bool,
+        /// Parallel connections to the phone.
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        jobs: usize,
+        /// Always copy Photos.sqlite, even if it did not change since the last run.
+        #[arg(long)]
+        no_cache: bool,
+        /// Leave hidden photos out (they are backed up by default).
+        #[arg(long)]
+        exclude_hidden: bool,
+    },
+    /// Show what a backup folder holds per phone, the last run, and what is still in iCloud.
+    Status {
+        /// The backup folder.
+        #[arg(long, value_name = "DIR")]
+        dest: std::path::PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read archived files and check them against their recorded hashes.
+    Verify {
+        /// The backup folder.
+        #[arg(long, value_name = "DIR")]
+        dest: std::path::PathBuf,
+        /// Re-hash only about this percentage of the files (random each run).
+        #[arg(long, default_value_t = 100.0, value_name = "PERCENT")]
+        sample: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try Ferry with nothing set up: a simulated iPhone with a sample library is backed up
+    /// into DIR.
+    Demo {
+        /// Where the demo backup goes.
+        #[arg(long, default_value = "ferry-demo", value_name = "DIR")]
+        dir: std::path::PathBuf,
+        /// Photos and videos in the sample library.
+        #[arg(long, default_value_t = 120)]
+        assets: usize,
+    },
     /// Diagnostics: copy one file from the phone (path under the Media root) to a local file
     /// or stdout, streaming in 1 MiB requests.
     #[command(hide = true)]
@@ -79,6 +138,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Behave like other Unix tools when the reader of our output goes away (`ferry … | head`):
+    // end quietly instead of panicking on EPIPE.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -102,6 +168,40 @@ fn main() -> ExitCode {
         cli.command,
         Command::Devices { json: true } | Command::Scan { json: true, .. }
     );
+    match cli.command {
+        Command::Sync {
+            dest,
+            udid,
+            dry_run,
+            json,
+            init,
+            jobs,
+            no_cache,
+            exclude_hidden,
+        } => {
+            let args = backup::SyncArgs {
+                dest,
+                udid,
+                dry_run,
+                json,
+                init,
+                jobs,
+                no_cache,
+                exclude_hidden,
+            };
+            let timeout = Duration::from_secs(cli.io_timeout.max(1));
+            return rt.block_on(async move {
+                match ferry_device::MuxAddress::from_env() {
+                    Ok(a) => backup::sync_cmd(Mux::new(a, timeout), args).await,
+                    Err(e) => backup::report_error(&ferry_sync::SyncError::Device(e), json),
+                }
+            });
+        }
+        Command::Status { dest, json } => return backup::status_cmd(&dest, json),
+        Command::Verify { dest, sample, json } => return backup::verify_cmd(&dest, sample, json),
+        Command::Demo { dir, assets } => return rt.block_on(backup::demo_cmd(dir, assets)),
+        _ => {}
+    }
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -130,6 +230,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
             no_cache,
         } => scan_cmd(mux, udid, json, list, no_cache).await,
         Command::ReadFile { udid, path, out } => read_file(mux, udid, path, out).await,
+        Command::Sync { .. }
+        | Command::Status { .. }
+        | Command::Verify { .. }
+        | Command::Demo { .. } => {
+            Ok(()) // handled in main
+        }
     }
 }
 
@@ -244,7 +350,7 @@ async fn devices(mux: Mux, json: bool) -> Result<(), Error> {
 }
 
 /// Picks the phone, naming every connected one if the choice is ambiguous.
-async fn pick(mux: &Mux, udid: Option<&str>) -> Result<UsbDevice, Error> {
+pub(crate) async fn pick(mux: &Mux, udid: Option<&str>) -> Result<UsbDevice, Error> {
     let list = {
         let m = mux.clone();
         guarded("listing iPhones", async move { m.list().await }).await?
@@ -312,6 +418,7 @@ async fn scan_cmd(
             ferry_device::paths::cache_dir()
         },
         copy_shm: false,
+        keep_assets: false,
     };
     let report = guarded("scanning the library", async move {
         scan(&mux, &dev, &opts).await

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use ferry_photos::reconcile::{asset_classification, reconcile};
 use ferry_photos::record::{Availability, ResourceLocation};
 use ferry_photos::snapshot::{self, DbSource, DirSource, SnapshotOptions, SourceStat};
-use ferry_photos::{AfcPath, MediaFs, Verdict};
+use ferry_photos::{AfcPath, AssetRecord, MediaFs, Verdict};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
@@ -46,6 +46,22 @@ pub struct ScanOptions {
     pub cache_dir: Option<PathBuf>,
     /// Also copy `Photos.sqlite-shm` (off: SQLite rebuilds it, a stale one can only hurt).
     pub copy_shm: bool,
+    /// Keep every asset with its verdicts in [`ScanReport::classified`] (the sync engine's
+    /// input; costs memory proportional to the library).
+    pub keep_assets: bool,
+}
+
+/// One asset with the file system's verdict on each of its resources (same order as
+/// `record.resources`); kept with [`ScanOptions::keep_assets`].
+#[derive(Debug, Clone)]
+pub struct ClassifiedAsset {
+    /// What the database says.
+    pub record: AssetRecord,
+    /// What the phone's files say, per resource.
+    pub verdicts: Vec<Verdict>,
+    /// The asset-level classification (`archive`, `icloud_only`, `unavailable`,
+    /// `retry_later`, `excluded`).
+    pub classification: &'static str,
 }
 
 /// Counts and bytes of one class of original files.
@@ -180,6 +196,11 @@ pub struct ScanReport {
     /// With `--list`: every original.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<ScanItem>>,
+    /// With [`ScanOptions::keep_assets`]: every asset and its verdicts (not serialised).
+    #[serde(skip)]
+    pub classified: Vec<ClassifiedAsset>,
+    /// The phone's free space per AFC, if it said.
+    pub free_bytes: Option<u64>,
 }
 
 /// `(size, mtime)` of the database files on the phone: the no-change key.
@@ -507,6 +528,8 @@ fn scan_blocking(
         excluded: BTreeMap::new(),
         disagreements: Disagreements::default(),
         items: opts.list.then(Vec::new),
+        classified: Vec::new(),
+        free_bytes: None,
     };
     let mut icloud_range: Option<(i64, String, i64, String)> = None;
     let mut failure: Option<Error> = None;
@@ -646,11 +669,26 @@ fn scan_blocking(
                 });
             }
         }
+        if opts.keep_assets {
+            report.classified.push(ClassifiedAsset {
+                record: asset,
+                verdicts,
+                classification: class,
+            });
+        }
         ControlFlow::Continue(())
     })
     .map_err(|e| bridge.take_fatal(e))?;
     if let Some(e) = failure {
         return Err(e);
+    }
+    let info = {
+        let mut afc = bridge.afc.borrow_mut();
+        bridge.handle.block_on(afc.device_info())
+    };
+    match info {
+        Ok(map) => report.free_bytes = map.get("FSFreeBytes").and_then(|v| v.parse().ok()),
+        Err(e) => tracing::debug!(error = %e, "the iPhone did not report its free space"),
     }
     if let Some((_, oldest, _, newest)) = icloud_range {
         report.icloud_only.oldest = Some(oldest);

@@ -1,0 +1,701 @@
+//! `ferry sync | status | verify | demo`: the backup commands. The work is done by
+//! `ferry-sync` and `ferry-archive`; this module opens things in the right order, draws
+//! progress, prints reports and maps every ending to an exit code (docs/cli.md).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_archive::{Archive, ArchiveOptions, Error as ArchiveError};
+use ferry_device::Mux;
+use ferry_sync::{Event, Outcome, ProgressSink, SyncError, SyncOptions, SyncReport};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::{exit, render};
+
+/// Exit codes of the backup commands (docs/cli.md).
+pub mod code {
+    /// The run finished but some files could not be copied.
+    pub const INCOMPLETE: u8 = 6;
+    /// The destination is not a Ferry archive (no marker).
+    pub const NOT_INITIALISED: u8 = 40;
+    /// Another Ferry run holds the destination.
+    pub const BUSY: u8 = 41;
+    /// The destination is full.
+    pub const DISK_FULL: u8 = 42;
+    /// The destination is read-only or not writable.
+    pub const READ_ONLY: u8 = 43;
+    /// Another destination problem (missing, damaged metadata, I/O error).
+    pub const DESTINATION: u8 = 44;
+    /// `ferry verify` found missing or damaged files.
+    pub const VERIFY_FAILED: u8 = 45;
+}
+
+/// The exit code for an archive error.
+pub fn archive_code(e: &ArchiveError) -> u8 {
+    match e {
+        ArchiveError::NotInitialised { .. } => code::NOT_INITIALISED,
+        ArchiveError::Busy { .. } => code::BUSY,
+        ArchiveError::DiskFull { .. } => code::DISK_FULL,
+        ArchiveError::ReadOnly { .. } | ArchiveError::PermissionDenied { .. } => code::READ_ONLY,
+        _ => code::DESTINATION,
+    }
+}
+
+fn archive_kind(e: &ArchiveError) -> &'static str {
+    match archive_code(e) {
+        code::NOT_INITIALISED => "not_initialised",
+        code::BUSY => "busy",
+        code::DISK_FULL => "disk_full",
+        code::READ_ONLY => "read_only",
+        _ => "destination",
+    }
+}
+
+/// The exit code for a sync error.
+pub fn sync_code(e: &SyncError) -> u8 {
+    match e {
+        SyncError::Device(d) => exit::code(d),
+        SyncError::Archive(a) => archive_code(a),
+        SyncError::Cancelled => 130,
+        SyncError::Internal { .. } => exit::INTERNAL,
+    }
+}
+
+/// Prints a sync error (stderr, and JSON on stdout with `json`); returns its exit code.
+pub fn report_error(e: &SyncError, json: bool) -> ExitCode {
+    if let SyncError::Device(d) = e {
+        render::error(d, json);
+        return ExitCode::from(exit::code(d));
+    }
+    let code = sync_code(e);
+    eprintln!("error: {}", e.message());
+    eprintln!("hint: {}", e.hint());
+    if json {
+        let kind = match e {
+            SyncError::Archive(a) => archive_kind(a),
+            other => other.stop_kind(),
+        };
+        render::json(&serde_json::json!({
+            "format": 1,
+            "error": { "kind": kind, "exit_code": code, "message": e.message(), "hint": e.hint() }
+        }));
+    }
+    ExitCode::from(code)
+}
+
+/// Arguments of `ferry sync`.
+#[derive(Debug, Clone)]
+pub struct SyncArgs {
+    pub dest: PathBuf,
+    pub udid: Option<String>,
+    pub dry_run: bool,
+    pub json: bool,
+    pub init: bool,
+    pub jobs: usize,
+    pub no_cache: bool,
+    pub exclude_hidden: bool,
+}
+
+/// Opens the destination, initialising it when asked (`--init`, or yes at the TTY prompt).
+fn open_destination(dest: &Path, init: bool, json: bool) -> Result<Archive, SyncError> {
+    if init {
+        let marker = Archive::init(dest)?;
+        eprintln!(
+            "Initialised {} as a Ferry archive ({}).",
+            dest.display(),
+            marker.archive_id
+        );
+    }
+    match Archive::open(dest, ArchiveOptions::default()) {
+        Err(ArchiveError::NotInitialised { .. })
+            if !init
+                && !json
+                && std::io::stdin().is_terminal()
+                && std::io::stderr().is_terminal() =>
+        {
+            eprint!(
+                "{} is not a Ferry backup folder yet. If it is on your backup drive and the drive \
+                 is mounted, Ferry can set it up now.\nInitialise {} for Ferry backups? [y/N] ",
+                dest.display(),
+                dest.display()
+            );
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut line);
+            if matches!(line.trim(), "y" | "Y" | "yes" | "Yes") {
+                open_destination(dest, true, json)
+            } else {
+                Err(SyncError::Archive(ArchiveError::NotInitialised {
+                    dir: dest.to_path_buf(),
+                    marker: ferry_archive::marker::marker_path(dest),
+                }))
+            }
+        }
+        r => {
+            let a = r?;
+            let rep = a.open_report();
+            if rep.catalog_rebuilt {
+                eprintln!(
+                    "note: the catalog was rebuilt from the archive's journal ({}).",
+                    rep.rebuild_reason.as_deref().unwrap_or("it was missing")
+                );
+            }
+            if rep.temp_files_removed > 0 {
+                eprintln!(
+                    "note: removed {} unfinished temporary file(s) of an interrupted run.",
+                    rep.temp_files_removed
+                );
+            }
+            Ok(a)
+        }
+    }
+}
+
+/// A sink that draws a bar on a terminal, or prints plain lines otherwise.
+fn progress_sink(json: bool) -> (ProgressSink, Option<ProgressBar>) {
+    let tty = std::io::stderr().is_terminal() && !json;
+    if tty {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {prefix}\n  [{bar:30}] {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let b = bar.clone();
+        let sink: ProgressSink = Arc::new(move |ev| match ev {
+            Event::Phase { phase } => b.set_prefix(phase.describe().to_string()),
+            Event::Planned(p) => {
+                b.set_length(p.bytes);
+                b.set_prefix(format!(
+                    "Copying {} file(s) ({} only on this phone first)",
+                    p.files, p.only_here_files
+                ));
+            }
+            Event::Progress(p) => {
+                b.set_position(p.bytes_done);
+                let eta = p
+                    .eta_secs
+                    .map(|s| format!("ETA {}:{:02}", s / 60, s % 60))
+                    .unwrap_or_else(|| "ETA --".into());
+                b.set_message(format!(
+                    "· {}/{} files · {:.1} MB/s · {eta} · {}",
+                    p.files_done,
+                    p.files_total,
+                    p.rate_bps / 1e6,
+                    p.current.as_deref().unwrap_or("")
+                ));
+            }
+            Event::FileFailed { name, message, .. } => {
+                b.println(format!("could not copy {name}: {message}"))
+            }
+            _ => {}
+        });
+        (sink, Some(bar))
+    } else {
+        let done = Arc::new(Mutex::new((0u64, 0u64)));
+        let sink: ProgressSink = Arc::new(move |ev| match ev {
+            Event::Phase { phase } => eprintln!("{}…", phase.describe()),
+            Event::Planned(p) => {
+                if let Ok(mut d) = done.lock() {
+                    d.1 = p.files;
+                }
+                eprintln!(
+                    "{} file(s) to copy ({}), {} of them only on this phone; {} already in the backup",
+                    p.files,
+                    render::bytes(p.bytes),
+                    p.only_here_files,
+                    p.already_archived_files
+                );
+            }
+            Event::FileDone { rel_path, size } => {
+                if let Ok(mut d) = done.lock() {
+                    d.0 += 1;
+                    eprintln!("[{}/{}] {rel_path} ({})", d.0, d.1, render::bytes(size));
+                }
+            }
+            Event::FileFailed { name, message, .. } => {
+                if let Ok(mut d) = done.lock() {
+                    d.0 += 1;
+                }
+                eprintln!("could not copy {name}: {message}");
+            }
+            _ => {}
+        });
+        (sink, None)
+    }
+}
+
+fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nStopping… (files already copied stay in the backup)");
+            c.cancel();
+        }
+    });
+    cancel
+}
+
+fn print_report(report: &SyncReport, json: bool, report_path: Option<&Path>) {
+    if json {
+        render::json(report);
+        return;
+    }
+    for line in report.summary_lines() {
+        println!("{line}");
+    }
+    if !report.failures.is_empty() {
+        println!("Not copied:");
+        for f in report.failures.iter().take(20) {
+            println!("  {} ({}): {}", f.afc_path, f.reason, f.message);
+        }
+        if report.failures.len() > 20 {
+            println!(
+                "  … and {} more (see the JSON report)",
+                report.failures.len() - 20
+            );
+        }
+    }
+    let whole: Vec<_> = report
+        .icloud_only
+        .iter()
+        .filter(|a| !a.original_local)
+        .collect();
+    if !whole.is_empty() {
+        println!("Only in iCloud ({}):", whole.len());
+        for a in whole.iter().take(10) {
+            println!(
+                "  {}  {}  {}",
+                a.created_utc
+                    .as_deref()
+                    .map(|c| &c[..c.len().min(10)])
+                    .unwrap_or("????-??-??"),
+                a.name.as_deref().unwrap_or(&a.uuid),
+                render::bytes(a.bytes)
+            );
+        }
+        if whole.len() > 10 {
+            println!(
+                "  … and {} more (full list in the JSON report)",
+                whole.len() - 10
+            );
+        }
+    }
+    if let Some(p) = report_path {
+        println!("Report: {}", p.display());
+    }
+}
+
+/// The exit code for a finished run.
+fn run_code(report: &SyncReport, error: Option<&SyncError>) -> u8 {
+    match (report.outcome, error) {
+        (_, Some(e)) => sync_code(e),
+        (Outcome::Incomplete, None) => code::INCOMPLETE,
+        _ => 0,
+    }
+}
+
+/// `ferry sync`.
+pub async fn sync_cmd(mux: Mux, args: SyncArgs) -> ExitCode {
+    let archive = match open_destination(&args.dest, args.init, args.json) {
+        Ok(a) => a,
+        Err(e) => return report_error(&e, args.json),
+    };
+    let dev = match crate::pick(&mux, args.udid.as_deref()).await {
+        Ok(d) => d,
+        Err(e) => return report_error(&SyncError::Device(e), args.json),
+    };
+    let opts = SyncOptions {
+        jobs: args.jobs,
+        dry_run: args.dry_run,
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            ferry_device::paths::cache_dir()
+        },
+        plan: ferry_sync::PlanOptions {
+            include_hidden: !args.exclude_hidden,
+        },
+        cancel: cancel_on_ctrl_c(),
+        store_report: true,
+    };
+    let (sink, bar) = progress_sink(args.json);
+    let result = ferry_sync::sync(&mux, &dev, &archive, &opts, sink).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(run) => {
+            if let Some(e) = &run.error {
+                if !args.json {
+                    eprintln!("error: {}", e.message());
+                    eprintln!("hint: {}", e.hint());
+                }
+            }
+            print_report(&run.report, args.json, run.report_path.as_deref());
+            ExitCode::from(run_code(&run.report, run.error.as_ref()))
+        }
+        Err(e) => report_error(&e, args.json),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct PhoneStatus {
+    udid: String,
+    name: Option<String>,
+    folder: Option<String>,
+    assets: u64,
+    files: u64,
+    bytes: u64,
+    superseded_files: u64,
+    assets_deleted_on_phone: u64,
+    last_run: Option<LastRun>,
+    icloud_only_pending: Option<ferry_sync::report::IcloudSummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct LastRun {
+    finished_at: String,
+    outcome: Outcome,
+    copied_files: u64,
+    failed_files: u64,
+    stopped: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusDoc {
+    format: u32,
+    destination: String,
+    archive_id: Option<String>,
+    /// Another run holds the lock: counts come from the last reports only.
+    busy: bool,
+    catalog_rebuilt: bool,
+    phones: Vec<PhoneStatus>,
+}
+
+fn last_report(dest: &Path, udid: &str) -> Option<SyncReport> {
+    ferry_archive::read_latest_report(dest, udid)
+        .and_then(|b| serde_json::from_slice::<SyncReport>(&b).ok())
+}
+
+fn last_run(r: &SyncReport) -> LastRun {
+    LastRun {
+        finished_at: r.finished_at.clone(),
+        outcome: r.outcome,
+        copied_files: r.files.copied,
+        failed_files: r.files.failed,
+        stopped: r.stopped.as_ref().map(|s| s.message.clone()),
+    }
+}
+
+/// `ferry status`.
+pub fn status_cmd(dest: &Path, json: bool) -> ExitCode {
+    let doc = match Archive::open(dest, ArchiveOptions::default()) {
+        Ok(a) => {
+            let mut phones = Vec::new();
+            let entries = match a.all_entries() {
+                Ok(e) => e,
+                Err(e) => return report_error(&SyncError::Archive(e), json),
+            };
+            let rows = match a.phones() {
+                Ok(p) => p,
+                Err(e) => return report_error(&SyncError::Archive(e), json),
+            };
+            for p in rows {
+                let prefix = format!("{}/", p.folder);
+                let mine: Vec<_> = entries
+                    .iter()
+                    .filter(|e| e.path.starts_with(&prefix))
+                    .collect();
+                let current: Vec<_> = mine
+                    .iter()
+                    .filter(|e| e.state == ferry_archive::FileState::Archived)
+                    .collect();
+                let mut assets: Vec<&str> = current.iter().map(|e| e.uuid.as_str()).collect();
+                assets.sort_unstable();
+                assets.dedup();
+                let mut deleted: Vec<&str> = current
+                    .iter()
+                    .filter(|e| e.deleted_on_phone_ms.is_some())
+                    .map(|e| e.uuid.as_str())
+                    .collect();
+                deleted.sort_unstable();
+                deleted.dedup();
+                let rep = last_report(dest, &p.udid);
+                phones.push(PhoneStatus {
+                    udid: p.udid.clone(),
+                    name: Some(p.name.clone()),
+                    folder: Some(p.folder.clone()),
+                    assets: assets.len() as u64,
+                    files: current.len() as u64,
+                    bytes: current.iter().map(|e| e.size).sum(),
+                    superseded_files: (mine.len() - current.len()) as u64,
+                    assets_deleted_on_phone: deleted.len() as u64,
+                    last_run: rep.as_ref().map(last_run),
+                    icloud_only_pending: rep.map(|r| r.icloud_only_summary),
+                });
+            }
+            StatusDoc {
+                format: 1,
+                destination: dest.display().to_string(),
+                archive_id: Some(a.marker().archive_id.clone()),
+                busy: false,
+                catalog_rebuilt: a.open_report().catalog_rebuilt,
+                phones,
+            }
+        }
+        Err(ArchiveError::Busy { .. }) => {
+            // Lock-free view from the stored reports.
+            let phones = ferry_archive::reported_phones(dest)
+                .into_iter()
+                .filter_map(|u| last_report(dest, &u))
+                .map(|r| PhoneStatus {
+                    udid: r.udid.clone(),
+                    name: r.phone_name.clone(),
+                    folder: Some(r.phone_folder.clone()),
+                    assets: r.reconciliation.archived_new + r.reconciliation.archived_earlier,
+                    files: r.files.copied + r.files.already_archived,
+                    bytes: 0,
+                    superseded_files: 0,
+                    assets_deleted_on_phone: 0,
+                    last_run: Some(last_run(&r)),
+                    icloud_only_pending: Some(r.icloud_only_summary.clone()),
+                })
+                .collect();
+            StatusDoc {
+                format: 1,
+                destination: dest.display().to_string(),
+                archive_id: ferry_archive::Marker::read(dest).ok().map(|m| m.archive_id),
+                busy: true,
+                catalog_rebuilt: false,
+                phones,
+            }
+        }
+        Err(e) => return report_error(&SyncError::Archive(e), json),
+    };
+    if json {
+        render::json(&doc);
+        return ExitCode::SUCCESS;
+    }
+    println!("Backup folder: {}", doc.destination);
+    if doc.busy {
+        println!("A Ferry run is using this backup right now; figures are from the last reports.");
+    }
+    if doc.catalog_rebuilt {
+        println!("(The catalog was rebuilt from the archive's journal.)");
+    }
+    if doc.phones.is_empty() {
+        println!(
+            "Nothing backed up yet. Run `ferry sync --dest {}`.",
+            doc.destination
+        );
+    }
+    for p in &doc.phones {
+        println!(
+            "{} ({}): {} assets, {} files, {} in {}/",
+            p.name.as_deref().unwrap_or("iPhone"),
+            p.udid,
+            p.assets,
+            p.files,
+            render::bytes(p.bytes),
+            p.folder.as_deref().unwrap_or("?")
+        );
+        if p.assets_deleted_on_phone > 0 {
+            println!(
+                "  {} archived asset(s) were later deleted on the phone (kept here)",
+                p.assets_deleted_on_phone
+            );
+        }
+        match &p.last_run {
+            Some(l) => println!(
+                "  last run {}: {:?}, {} copied, {} not copied{}",
+                l.finished_at,
+                l.outcome,
+                l.copied_files,
+                l.failed_files,
+                l.stopped
+                    .as_deref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default()
+            ),
+            None => println!("  no run report yet"),
+        }
+        if let Some(ic) = p.icloud_only_pending.as_ref().filter(|i| i.files > 0) {
+            println!(
+                "  still only in iCloud: {} asset(s), {} file(s), {}",
+                ic.assets,
+                ic.files,
+                render::bytes(ic.bytes)
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `ferry verify`.
+pub fn verify_cmd(dest: &Path, sample: f64, json: bool) -> ExitCode {
+    if !(sample > 0.0 && sample <= 100.0) {
+        eprintln!("error: --sample must be a percentage in (0, 100], got {sample}");
+        return ExitCode::from(2);
+    }
+    let archive = match Archive::open(dest, ArchiveOptions::default()) {
+        Ok(a) => a,
+        Err(e) => return report_error(&SyncError::Archive(e), json),
+    };
+    let mut n = 0u64;
+    let rep = match archive.verify(sample, |_, _| {
+        n += 1;
+        if !json && n % 500 == 0 {
+            eprintln!("checked {n} files…");
+        }
+    }) {
+        Ok(r) => r,
+        Err(e) => return report_error(&SyncError::Archive(e), json),
+    };
+    let damaged = !rep.missing.is_empty()
+        || !rep.wrong_size.is_empty()
+        || !rep.wrong_hash.is_empty()
+        || !rep.bad_paths.is_empty();
+    if json {
+        render::json(&serde_json::json!({
+            "format": 1,
+            "destination": dest.display().to_string(),
+            "sample_percent": sample,
+            "ok": !damaged,
+            "report": rep,
+        }));
+    } else {
+        println!(
+            "Checked {} files: {} re-read and hashed ({}).",
+            rep.files_checked,
+            rep.files_hashed,
+            render::bytes(rep.bytes_hashed)
+        );
+        for (what, list) in [
+            ("missing", &rep.missing),
+            ("wrong size", &rep.wrong_size),
+            ("content changed (hash mismatch)", &rep.wrong_hash),
+            ("unusable catalog path", &rep.bad_paths),
+        ] {
+            for p in list {
+                println!("  {what}: {p}");
+            }
+        }
+        if !rep.unknown_files.is_empty() {
+            println!(
+                "  note: {} file(s) in the phone folders are not Ferry's (left alone), e.g. {}",
+                rep.unknown_files.len(),
+                rep.unknown_files[0]
+            );
+        }
+        if damaged {
+            println!(
+                "Damage found. Keep the phone's copies; run `ferry sync` to copy missing files \
+                 again, and check the drive (it may be failing)."
+            );
+        } else {
+            println!("All checked files are intact.");
+        }
+    }
+    if damaged {
+        ExitCode::from(code::VERIFY_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `ferry demo`: a real sync from a simulated iPhone, with nothing set up.
+pub async fn demo_cmd(dir: PathBuf, assets: usize) -> ExitCode {
+    match demo(dir, assets).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: the demo failed: {e:#}");
+            eprintln!("hint: run it again; if it repeats, report it with RUST_LOG=debug output");
+            ExitCode::from(exit::INTERNAL)
+        }
+    }
+}
+
+async fn demo(dir: PathBuf, assets: usize) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let work = tempfile::Builder::new().prefix("ferry-demo-").tempdir()?;
+    let image = work.path().join("phone");
+    eprintln!("Making a sample iPhone library ({assets} photos and videos)…");
+    let mut gen = ferry_phonegen::MakePhoneArgs::new(&image);
+    gen.assets = assets;
+    gen.seed = 7;
+    gen.name = Some("Demo iPhone".into());
+    let made = tokio::task::spawn_blocking(move || ferry_phonegen::run(&gen))
+        .await
+        .context("generating the sample library")??;
+    let sim = ferry_sim::sim::Simulator::start(ferry_sim::sim::SimConfig {
+        phones: vec![ferry_sim::sim::PhoneConfig::new(&image)],
+        listen: "127.0.0.1:0".parse()?,
+        state: Some(work.path().join("sim-state")),
+    })
+    .await
+    .context("starting the simulated iPhone")?;
+    eprintln!(
+        "Simulated iPhone {} listening as usbmuxd on {} (try: USBMUXD_SOCKET_ADDRESS={} ferry devices).",
+        made.udid,
+        sim.addr(),
+        sim.addr()
+    );
+    let result = demo_sync(&sim, &dir, work.path()).await;
+    sim.shutdown().await;
+    result
+}
+
+async fn demo_sync(
+    sim: &ferry_sim::sim::Simulator,
+    dir: &Path,
+    work: &Path,
+) -> anyhow::Result<ExitCode> {
+    let addr = ferry_device::addr::parse(
+        Some(&sim.addr().to_string()),
+        ferry_device::addr::Os::current(),
+    )?;
+    let mux = Mux::new(addr, Duration::from_secs(30));
+    let dev = crate::pick(&mux, None).await?;
+    let host = ferry_device::HostIdentity::load_or_create_in(&work.join("host"))?;
+    let opts = ferry_device::PairOptions::default();
+    ferry_device::pair(&mux, &dev, &host, &opts, |s| eprintln!("{}", s.message())).await?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    Archive::init(dir)?;
+    let archive = Archive::open(dir, ArchiveOptions::default())?;
+    let opts = SyncOptions {
+        cache_dir: Some(work.join("cache")),
+        cancel: cancel_on_ctrl_c(),
+        ..SyncOptions::default()
+    };
+    let (sink, bar) = progress_sink(false);
+    let result = ferry_sync::sync(&mux, &dev, &archive, &opts, sink).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let run = match result {
+        Ok(r) => r,
+        Err(e) => return Ok(report_error(&e, false)),
+    };
+    println!();
+    print_report(&run.report, false, run.report_path.as_deref());
+    println!();
+    println!(
+        "The demo backup is in {}/ (open it in your file manager). Run `ferry demo` again: \
+         nothing is copied twice. `ferry status --dest {}` and `ferry verify --dest {}` work on it too.",
+        dir.join(&run.report.phone_folder).display(),
+        dir.display(),
+        dir.display()
+    );
+    Ok(ExitCode::from(run_code(&run.report, run.error.as_ref())))
+}
