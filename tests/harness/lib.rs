@@ -12,6 +12,7 @@
 
 pub mod idev;
 pub mod image;
+pub mod mount;
 pub mod peers;
 pub mod raw;
 pub mod sim;

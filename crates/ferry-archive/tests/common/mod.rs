@@ -2,8 +2,7 @@
 //! size-limited tmpfs mount (root only; failing loudly, never skipping).
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use ferry_archive::{Archive, ArchiveOptions, PhoneArchive, ResourceSpec};
 use ferry_photos::ResourceRole;
@@ -86,59 +85,5 @@ pub fn photo_files(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A tmpfs of `size` mounted on a fresh temp dir; unmounted on drop. Panics with a clear
-/// message if it cannot be mounted (needs root / CAP_SYS_ADMIN): such a test must fail, not
-/// pass silently.
-pub struct TmpfsMount {
-    pub dir: PathBuf,
-    _holder: tempfile::TempDir,
-}
-
-impl TmpfsMount {
-    pub fn new(size: &str) -> TmpfsMount {
-        let holder = tempfile::tempdir().unwrap();
-        let dir = holder.path().join("mnt");
-        std::fs::create_dir(&dir).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(&dir)
-            .output()
-            .expect("running mount(8)");
-        assert!(
-            out.status.success(),
-            "this test needs a size-limited tmpfs and could not mount one at {} \
-             (run the tests as root, or in a container with CAP_SYS_ADMIN): {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        TmpfsMount {
-            dir,
-            _holder: holder,
-        }
-    }
-
-    pub fn remount_ro(&self) {
-        let out = Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "remount ro: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
+#[allow(unused_imports)]
+pub use ferry_e2e::mount::TmpfsMount;

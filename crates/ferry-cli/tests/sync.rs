@@ -1,0 +1,810 @@
+//! `ferry sync | status | verify | demo` end to end: the real binary against `ferry-sim serve`.
+//!
+//! Ground truth is the generator's `expected.json`: every original it marks `archive` must be
+//! in the archive with its SHA-256, nothing else may be, the reconciliation must add up to the
+//! asset count and the iCloud-only list must be expected.json's. Faults: unplug at random AFC
+//! offsets, `kill -9` at random moments, a full, a read-only and an uninitialised destination,
+//! two concurrent runs, and hostile database rows.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn pair(sim: &Sim, home: &Home) {
+    ferry(sim, home, &["pair"]).ok();
+}
+
+fn sha256_file(p: &Path) -> String {
+    let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    format!("{:x}", Sha256::digest(&bytes))
+}
+
+/// Every file under `dest` outside `.ferry/`, relative path → SHA-256.
+fn archive_files(dest: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dest.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(dest).unwrap().to_string_lossy().into_owned();
+            if rel == ".ferry" {
+                continue;
+            }
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(p);
+            } else {
+                assert!(ft.is_file(), "{rel} is not a regular file");
+                out.insert(rel, sha256_file(&p));
+            }
+        }
+    }
+    out
+}
+
+fn is_temp(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or("");
+    ferry_archive::names::is_temp_name(name)
+}
+
+/// The multiset of SHA-256 of every original expected.json says to archive.
+fn expected_hashes(exp: &Value) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for a in exp["assets"].as_array().unwrap() {
+        if !a["exclusion"].is_null() {
+            continue;
+        }
+        for r in a["resources"].as_array().unwrap() {
+            if r["action"] == "archive" {
+                *m.entry(r["sha256"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+    m
+}
+
+/// The archive holds exactly the expected originals, byte for byte, and no temp file.
+fn assert_archive_exact(dest: &Path, exp: &Value) {
+    let files = archive_files(dest);
+    let temps: Vec<_> = files.keys().filter(|k| is_temp(k)).collect();
+    assert!(temps.is_empty(), "temp files left: {temps:?}");
+    let mut got: BTreeMap<String, usize> = BTreeMap::new();
+    for h in files.values() {
+        *got.entry(h.clone()).or_default() += 1;
+    }
+    let want = expected_hashes(exp);
+    if got != want {
+        let missing: Vec<_> = want.keys().filter(|h| !got.contains_key(*h)).collect();
+        let extra: Vec<_> = files
+            .iter()
+            .filter(|(_, h)| !want.contains_key(*h))
+            .map(|(p, _)| p)
+            .collect();
+        panic!(
+            "archive differs from expected.json: {} files vs {} expected; missing hashes {missing:?}; \
+             unexpected files {extra:?}",
+            files.len(),
+            want.values().sum::<usize>()
+        );
+    }
+}
+
+/// No file under a final name is partial: each one is some expected original, complete.
+fn assert_no_partial_final_files(dest: &Path, exp: &Value) {
+    let want = expected_hashes(exp);
+    for (rel, h) in archive_files(dest) {
+        if is_temp(&rel) {
+            continue;
+        }
+        assert!(
+            want.contains_key(&h),
+            "{rel} is under a final name but is not a complete original"
+        );
+    }
+}
+
+fn check_reconciliation(report: &Value, exp: &Value, first_run: bool) {
+    let t = &exp["totals"];
+    let rec = &report["reconciliation"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let cls = |k: &str| n(&t["classifications"][k]);
+    assert_eq!(rec["assets"], t["assets"], "{rec}");
+    let sum: u64 = n(&rec["archived_new"])
+        + n(&rec["archived_earlier"])
+        + n(&rec["would_copy"])
+        + n(&rec["icloud_only"])
+        + n(&rec["unavailable"])
+        + n(&rec["retry_later"])
+        + rec["excluded"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(n)
+            .sum::<u64>()
+        + rec["failed"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(n)
+            .sum::<u64>();
+    assert_eq!(
+        sum,
+        n(&t["assets"]),
+        "reconciliation does not add up: {rec}"
+    );
+    assert!(rec["failed"].as_object().unwrap().is_empty(), "{rec}");
+    let archived = if first_run {
+        n(&rec["archived_new"])
+    } else {
+        n(&rec["archived_earlier"])
+    };
+    assert_eq!(archived, cls("archive"), "{rec}");
+    assert_eq!(n(&rec["icloud_only"]), cls("icloud_only"), "{rec}");
+    assert_eq!(n(&rec["unavailable"]), cls("unavailable"), "{rec}");
+    assert_eq!(n(&rec["retry_later"]), cls("retry_later"), "{rec}");
+    assert_eq!(rec["excluded"], t["exclusions"], "{rec}");
+    // The iCloud-only list is expected.json's.
+    let want: BTreeSet<&str> = exp["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["classification"] == "icloud_only")
+        .map(|a| a["uuid"].as_str().unwrap())
+        .collect();
+    let got: BTreeSet<&str> = report["icloud_only"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["original_local"] == false)
+        .map(|a| a["uuid"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want, "iCloud-only list");
+    assert_eq!(
+        report["icloud_only_summary"]["files"], t["fetch_on_phone_files"],
+        "{}",
+        report["icloud_only_summary"]
+    );
+}
+
+fn sync_json(sim: &Sim, home: &Home, dest: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["sync", "--dest", dest.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    ferry(sim, home, &args)
+}
+
+/// First run copies exactly the expected originals; the second copies nothing and does not
+/// re-read Photos.sqlite; status and verify agree.
+fn full_and_incremental(img: &Path) {
+    let exp = expected(img);
+    let sim = start(img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("backup");
+    std::fs::create_dir(&dest).unwrap();
+
+    let r = sync_json(&sim, &home, &dest, &["--init"]);
+    r.ok();
+    let report = r.json();
+    assert_eq!(report["outcome"], "complete", "{report}");
+    assert_eq!(report["snapshot_reused"], false);
+    check_reconciliation(&report, &exp, true);
+    assert_eq!(
+        report["files"]["copied"], exp["totals"]["archive_files"],
+        "{}",
+        report["files"]
+    );
+    assert_eq!(
+        report["files"]["copied_bytes"],
+        exp["totals"]["archive_bytes"]
+    );
+    assert_archive_exact(&dest, &exp);
+    let before = archive_files(&dest);
+
+    // The report is stored in the archive.
+    let latest = dest
+        .join(".ferry/reports")
+        .join(udid_of(img))
+        .join("latest.json");
+    let stored: Value = serde_json::from_slice(&std::fs::read(&latest).unwrap()).unwrap();
+    assert_eq!(stored["reconciliation"], report["reconciliation"]);
+
+    let r2 = sync_json(&sim, &home, &dest, &[]);
+    r2.ok();
+    let second = r2.json();
+    assert_eq!(second["files"]["copied"], 0, "{}", second["files"]);
+    assert_eq!(
+        second["snapshot_reused"], true,
+        "Photos.sqlite was pulled again"
+    );
+    assert_eq!(second["snapshot_bytes"], 0);
+    check_reconciliation(&second, &exp, false);
+    assert_eq!(
+        archive_files(&dest),
+        before,
+        "the second run changed the archive"
+    );
+
+    let st = ferry(
+        &sim,
+        &home,
+        &["status", "--dest", dest.to_str().unwrap(), "--json"],
+    );
+    st.ok();
+    let st = st.json();
+    assert_eq!(st["phones"][0]["udid"], udid_of(img).as_str());
+    assert_eq!(st["phones"][0]["files"], exp["totals"]["archive_files"]);
+    assert_eq!(st["phones"][0]["last_run"]["outcome"], "complete");
+    assert_eq!(
+        st["phones"][0]["icloud_only_pending"]["files"],
+        exp["totals"]["fetch_on_phone_files"]
+    );
+
+    let v = ferry(
+        &sim,
+        &home,
+        &["verify", "--dest", dest.to_str().unwrap(), "--json"],
+    );
+    v.ok();
+    assert_eq!(v.json()["ok"], true);
+    assert_eq!(
+        v.json()["report"]["files_hashed"],
+        exp["totals"]["archive_files"]
+    );
+}
+
+#[test]
+fn sync_matches_expected_ios13() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "80", "--schema", "ios13", "--seed", "31"],
+    );
+    full_and_incremental(&img);
+}
+
+#[test]
+fn sync_matches_expected_ios16_icloud_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &[
+            "--assets",
+            "60",
+            "--schema",
+            "ios16",
+            "--seed",
+            "32",
+            "--icloud-photos",
+            "off",
+        ],
+    );
+    full_and_incremental(&img);
+}
+
+#[test]
+fn sync_matches_expected_ios18() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "120", "--schema", "ios18", "--seed", "33"],
+    );
+    full_and_incremental(&img);
+}
+
+#[test]
+fn dry_run_copies_nothing_and_accounts_for_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "50", "--seed", "34"]);
+    let exp = expected(&img);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    let r = sync_json(&sim, &home, &dest, &["--init", "--dry-run"]);
+    r.ok();
+    let rep = r.json();
+    assert_eq!(rep["outcome"], "dry_run");
+    assert_eq!(
+        rep["reconciliation"]["would_copy"],
+        exp["totals"]["classifications"]["archive"]
+    );
+    assert_eq!(rep["files"]["planned"], exp["totals"]["archive_files"]);
+    assert!(archive_files(&dest).is_empty());
+}
+
+/// A phone image whose big video makes copies last long enough to be interrupted mid-file.
+fn slow_image(parent: &Path, seed: &str) -> PathBuf {
+    make_phone(
+        parent,
+        "slow",
+        &[
+            "--assets",
+            "40",
+            "--seed",
+            seed,
+            "--sparse-video-bytes",
+            "6000000",
+        ],
+    )
+}
+
+fn rng() -> rand::rngs::StdRng {
+    let seed: u64 = std::env::var("FERRY_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("random seed {seed} (rerun with FERRY_TEST_SEED={seed})");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// Runs `ferry sync` until it completes (at most `tries`), returning the last report.
+fn sync_until_complete(sim: &Sim, home: &Home, dest: &Path, tries: usize) -> Value {
+    for _ in 0..tries {
+        let r = sync_json(sim, home, dest, &[]);
+        if r.code == Some(0) {
+            return r.json();
+        }
+        panic!("resuming sync failed: {r:?}");
+    }
+    unreachable!()
+}
+
+#[test]
+fn unplug_at_random_offsets_then_resume_completes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = slow_image(tmp.path(), "35");
+    let exp = expected(&img);
+    let sim = start(&img, |o| o.link("usb2"));
+    let mut rng = rng();
+    // AFC bytes of a whole run: the database and every original.
+    let db = std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite"))
+        .unwrap()
+        .len()
+        + std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    let total = db + exp["totals"]["archive_bytes"].as_u64().unwrap();
+    let udid = udid_of(&img);
+    let mut interrupted = 0;
+    for trial in 0..10 {
+        // A new host each time: Photos.sqlite is read again, so offsets can land in it too.
+        let home = Home::new();
+        pair(&sim, &home);
+        let dest = tmp.path().join(format!("dest-{trial}"));
+        let offset = rng.gen_range(0..total);
+        sim.ctl(&["unplug-after", &offset.to_string()]);
+        let r = sync_json(&sim, &home, &dest, &["--init"]);
+        match r.code {
+            Some(20) => {
+                interrupted += 1;
+                let rep: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+                if rep["outcome"] == "stopped" {
+                    assert_eq!(rep["stopped"]["kind"], "disconnected");
+                    // The stopped run still accounts for every asset.
+                    check_sum(&rep);
+                }
+            }
+            Some(0) => {}
+            other => panic!("trial {trial} (offset {offset}): unexpected exit {other:?}: {r:?}"),
+        }
+        assert_no_partial_final_files(&dest, &exp);
+        // The unplug is one-shot; a phone that is still plugged in is left as it is.
+        sim.ctl(&["replug"]);
+        assert!(sim.phone_status(&udid)["device_id"].is_u64());
+        let rep = sync_until_complete(&sim, &home, &dest, 1);
+        assert_eq!(rep["outcome"], "complete");
+        assert_archive_exact(&dest, &exp);
+        let v = ferry(
+            &sim,
+            &home,
+            &["verify", "--dest", dest.to_str().unwrap(), "--json"],
+        );
+        v.ok();
+    }
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 10 trials were interrupted"
+    );
+}
+
+fn check_sum(rep: &Value) {
+    let rec = &rep["reconciliation"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let sum: u64 = [
+        "archived_new",
+        "archived_earlier",
+        "would_copy",
+        "icloud_only",
+        "unavailable",
+        "retry_later",
+    ]
+    .iter()
+    .map(|k| n(&rec[*k]))
+    .sum::<u64>()
+        + rec["excluded"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(n)
+            .sum::<u64>()
+        + rec["failed"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(n)
+            .sum::<u64>();
+    assert_eq!(sum, n(&rec["assets"]), "{rec}");
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume_completes_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = slow_image(tmp.path(), "36");
+    let exp = expected(&img);
+    let sim = start(&img, |o| o.link("usb2"));
+    let home = Home::new();
+    pair(&sim, &home);
+    let mut rng = rng();
+    let files = exp["totals"]["archive_files"].as_u64().unwrap() as usize;
+    let mut killed = 0;
+    for trial in 0..10 {
+        let dest = tmp.path().join(format!("dest-{trial}"));
+        // Kill after a random number of progress lines (phases, then one per file): the kill
+        // lands while reading the database, between files, or inside the next file's copy.
+        let after_lines = rng.gen_range(1..files + 4);
+        let mut cmd = ferry_cmd(
+            &sim.mux_env(),
+            &home,
+            &["sync", "--dest", dest.to_str().unwrap(), "--init"],
+        );
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = 0;
+        let mut log = String::new();
+        while seen < after_lines {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    log.push_str(&l);
+                    log.push('\n');
+                    seen += 1;
+                }
+                _ => break,
+            }
+        }
+        // SIGKILL: no destructor, no cleanup.
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            killed += 1;
+        }
+        assert_no_partial_final_files(&dest, &exp);
+        // The next run opens the archive (recovering the journal, removing temp files),
+        // and completes it exactly.
+        let rep = sync_until_complete(&sim, &home, &dest, 1);
+        assert_eq!(
+            rep["outcome"], "complete",
+            "trial {trial}; log before kill:\n{log}"
+        );
+        assert_archive_exact(&dest, &exp);
+        let v = ferry(
+            &sim,
+            &home,
+            &["verify", "--dest", dest.to_str().unwrap(), "--json"],
+        );
+        v.ok();
+        assert_eq!(v.json()["ok"], true);
+        // Nothing was copied twice: one catalog row per file.
+        let st = ferry(
+            &sim,
+            &home,
+            &["status", "--dest", dest.to_str().unwrap(), "--json"],
+        );
+        assert_eq!(
+            st.json()["phones"][0]["files"],
+            exp["totals"]["archive_files"]
+        );
+        assert_eq!(st.json()["phones"][0]["superseded_files"], 0);
+    }
+    assert!(
+        killed >= 5,
+        "only {killed} of 10 runs were killed before finishing"
+    );
+}
+
+#[test]
+fn missing_marker_is_refused_with_guidance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "20", "--seed", "37"]);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("empty-mount-point");
+    std::fs::create_dir(&dest).unwrap();
+    let r = ferry(&sim, &home, &["sync", "--dest", dest.to_str().unwrap()]);
+    r.expect_code(40)
+        .stderr_has("not a Ferry archive")
+        .stderr_has("--init");
+    assert_eq!(
+        std::fs::read_dir(&dest).unwrap().count(),
+        0,
+        "wrote into {dest:?}"
+    );
+    let j = ferry(
+        &sim,
+        &home,
+        &["sync", "--dest", dest.to_str().unwrap(), "--json"],
+    );
+    j.expect_code(40);
+    assert_eq!(j.json()["error"]["kind"], "not_initialised");
+    // A destination that does not exist at all (drive not mounted).
+    let gone = tmp.path().join("no-such-drive/Photos");
+    ferry(
+        &sim,
+        &home,
+        &["sync", "--dest", gone.to_str().unwrap(), "--init"],
+    )
+    .expect_code(44)
+    .stderr_has("does not exist");
+}
+
+#[test]
+fn second_concurrent_run_is_refused_and_nothing_is_copied_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = slow_image(tmp.path(), "38");
+    let exp = expected(&img);
+    // The phone stalls mid-run: the first `ferry sync` holds the destination meanwhile.
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    ferry_archive::Archive::init(&dest).unwrap();
+    sim.ctl(&["stall"]);
+    let mut cmd = ferry_cmd(
+        &sim.mux_env(),
+        &home,
+        &[
+            "sync",
+            "--dest",
+            dest.to_str().unwrap(),
+            "--io-timeout",
+            "300",
+        ],
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let first = cmd.spawn().unwrap();
+    // The first run takes the lock before talking to the phone; wait until it holds it.
+    wait_for(
+        "the first run to hold the lock",
+        Duration::from_secs(30),
+        || {
+            let st = ferry(
+                &sim,
+                &home,
+                &["status", "--dest", dest.to_str().unwrap(), "--json"],
+            );
+            st.code == Some(0) && st.json()["busy"] == true
+        },
+    );
+    let second = ferry(&sim, &home, &["sync", "--dest", dest.to_str().unwrap()]);
+    second
+        .expect_code(41)
+        .stderr_has("another Ferry run holds this destination");
+    sim.ctl(&["unstall"]);
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "first run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_archive_exact(&dest, &exp);
+    let st = ferry(
+        &sim,
+        &home,
+        &["status", "--dest", dest.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(
+        st.json()["phones"][0]["files"],
+        exp["totals"]["archive_files"]
+    );
+}
+
+#[test]
+fn full_destination_stops_cleanly_with_need_then_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = slow_image(tmp.path(), "39");
+    let exp = expected(&img);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    // 4 MiB: the metadata and the small files fit, the 6 MB video does not.
+    let m = ferry_e2e::mount::TmpfsMount::new("4m");
+    let r = sync_json(&sim, &home, &m.dir, &["--init"]);
+    r.expect_code(42);
+    let rep = r.json();
+    assert_eq!(rep["outcome"], "stopped", "{rep}");
+    assert_eq!(rep["stopped"]["kind"], "disk_full");
+    assert!(rep["stopped"]["need_bytes"].as_u64().unwrap() > 0);
+    assert!(
+        rep["stopped"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more is needed"),
+        "{}",
+        rep["stopped"]
+    );
+    check_sum(&rep);
+    assert_no_partial_final_files(&m.dir, &exp);
+    // Human output says how much is missing.
+    let r = ferry(&sim, &home, &["sync", "--dest", m.dir.to_str().unwrap()]);
+    r.expect_code(42).stderr_has("more");
+    // More room: the next run completes the archive exactly.
+    m.remount("size=64m");
+    let rep = sync_until_complete(&sim, &home, &m.dir, 1);
+    assert_eq!(rep["outcome"], "complete");
+    assert_archive_exact(&m.dir, &exp);
+}
+
+#[test]
+fn read_only_destination_is_a_clear_error_and_nothing_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "30", "--seed", "40"]);
+    let exp = expected(&img);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let m = ferry_e2e::mount::TmpfsMount::new("64m");
+    sync_json(&sim, &home, &m.dir, &["--init"]).ok();
+    let before = archive_files(&m.dir);
+    m.remount_ro();
+    let r = ferry(&sim, &home, &["sync", "--dest", m.dir.to_str().unwrap()]);
+    r.expect_code(43).stderr_has("read-only");
+    assert_eq!(archive_files(&m.dir), before);
+    m.remount("rw");
+    assert_archive_exact(&m.dir, &exp);
+}
+
+#[test]
+fn hostile_database_rows_never_write_outside_the_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "40", "--seed", "41", "--wal-fraction", "0"],
+    );
+    // Rewrite names and paths in the phone's database the way a damaged or malicious
+    // library could have them.
+    let db = img.join("Media/PhotoData/Photos.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let long = "L".repeat(300);
+    let hostile_names = [
+        "../../../../escape.HEIC".to_string(),
+        "/etc/passwd".to_string(),
+        "a\0b.HEIC".to_string(),
+        format!("{long}.HEIC"),
+        "CON.HEIC".to_string(),
+        "trailing dots... ".to_string(),
+        "..".to_string(),
+        "sub/dir\\name.JPG".to_string(),
+    ];
+    let pks: Vec<i64> = conn
+        .prepare("SELECT Z_PK FROM ZASSET ORDER BY Z_PK")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let attr_table = ["ZADDITIONALASSETATTRIBUTES"]
+        .into_iter()
+        .find(|t| {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+                [t],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+                > 0
+        })
+        .expect("attributes table");
+    for (pk, name) in pks.iter().zip(hostile_names.iter()) {
+        conn.execute(
+            &format!("UPDATE {attr_table} SET ZORIGINALFILENAME = ?1 WHERE ZASSET = ?2"),
+            rusqlite::params![name, pk],
+        )
+        .unwrap();
+    }
+    // Paths that try to leave the Media root.
+    for (pk, (dir, file)) in pks.iter().skip(10).zip([
+        ("../../../..", "etc/shadow"),
+        ("/private/var", "x.HEIC"),
+        ("DCIM/../../..", "y.HEIC"),
+    ]) {
+        conn.execute(
+            "UPDATE ZASSET SET ZDIRECTORY = ?1, ZFILENAME = ?2 WHERE Z_PK = ?3",
+            rusqlite::params![dir, file, pk],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let sandbox = tmp.path().join("sandbox");
+    let dest = sandbox.join("dest");
+    std::fs::create_dir_all(&dest).unwrap();
+    let r = sync_json(&sim, &home, &dest, &["--init"]);
+    assert!(
+        matches!(r.code, Some(0) | Some(6)),
+        "hostile rows must not stop the run: {r:?}"
+    );
+    check_sum(&r.json());
+    // Nothing outside DIR: the sandbox holds only `dest`, and every file is inside the
+    // phone's folder, with a safe name.
+    let top: Vec<_> = std::fs::read_dir(&sandbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top, vec!["dest".to_string()]);
+    let folder = r.json()["phone_folder"].as_str().unwrap().to_string();
+    for rel in archive_files(&dest).keys() {
+        assert!(
+            rel.starts_with(&format!("{folder}/")),
+            "{rel} outside the phone folder"
+        );
+        for part in rel.split('/') {
+            assert!(!part.is_empty() && part != "." && part != "..", "{rel}");
+            assert!(part.len() <= 255, "{rel}");
+            assert!(
+                !part.contains(['\0', '\\', ':', '*', '?', '"', '<', '>', '|']),
+                "{rel}"
+            );
+            assert!(!part.ends_with(['.', ' ']), "{rel}");
+        }
+    }
+}
+
+#[test]
+fn demo_runs_with_nothing_set_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = Home::new();
+    let dir = tmp.path().join("ferry-demo");
+    // No simulator, no usbmuxd: the demo brings its own phone.
+    let r = ferry_at(
+        "127.0.0.1:9",
+        &home,
+        &["demo", "--dir", dir.to_str().unwrap(), "--assets", "40"],
+    );
+    r.ok()
+        .stdout_has("accounted for")
+        .stdout_has("only in iCloud");
+    assert!(!archive_files(&dir).is_empty());
+    // Again: nothing is copied twice.
+    let again = ferry_at(
+        "127.0.0.1:9",
+        &home,
+        &["demo", "--dir", dir.to_str().unwrap(), "--assets", "40"],
+    );
+    again.ok().stdout_has("Copied 0 file(s)");
+    let v = ferry_at(
+        "127.0.0.1:9",
+        &home,
+        &["verify", "--dest", dir.to_str().unwrap()],
+    );
+    v.ok().stdout_has("intact");
+}
