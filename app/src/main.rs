@@ -1,0 +1,2 @@
+//! `ferry-app`: the desktop app (work in progress).
+fn main() {}
