@@ -10,7 +10,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FERRY_PEERS_VENV:-$REPO/.venv}"
 PYMOBILEDEVICE3_VERSION="${PYMOBILEDEVICE3_VERSION:-11.45.0}"
-APT_PACKAGES=(libimobiledevice-utils python3-venv python3-pip)
+# systemd: `systemd-analyze verify` checks the generated nightly units (crates/ferry-config).
+APT_PACKAGES=(libimobiledevice-utils python3-venv python3-pip systemd)
 # Debian's python3, not whatever pyenv/conda shim is first on PATH: python3-venv is for it.
 PY="${FERRY_PEERS_PYTHON:-/usr/bin/python3}"
 

@@ -5,6 +5,8 @@
 # the first time). Without the peer tools the e2e tests fail with an install hint, never skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Tests that need an installed tool (systemd-analyze, …) fail instead of skipping.
+export FERRY_REQUIRE_PEERS=1
 
 t0=$(date +%s)
 step() { printf '\n==> [%4ds] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }

@@ -181,7 +181,7 @@ pub fn build<E>(
         }
         plan.assets.push(ap);
     }
-    plan.items.sort_by(|x, y| copy_order(x, y));
+    plan.items.sort_by(copy_order);
     Ok(plan)
 }
 
