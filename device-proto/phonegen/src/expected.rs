@@ -337,13 +337,37 @@ pub(crate) fn build(plan: &Plan, hashes: &[String], header: Expected) -> Expecte
         .iter()
         .map(|a| asset(plan, a, hashes, files))
         .collect();
+    let t = totals(
+        &assets,
+        files.len() as u64,
+        files.iter().map(|f| f.size).sum(),
+    );
+    let changed = plan.assets[..plan.wal_start]
+        .iter()
+        .filter(|a| a.in_wal)
+        .count() as u64;
+    Expected {
+        wal: WalSplit {
+            assets_in_main_file: plan.wal_start as u64,
+            assets_only_in_wal: (plan.assets.len() - plan.wal_start) as u64,
+            assets_changed_in_wal: changed,
+        },
+        totals: t,
+        assets,
+        ..header
+    }
+}
+
+/// The totals over `assets`; `media_files`/`media_bytes` (every file under `Media/` except the
+/// database) cannot be derived from the assets and are passed in.
+pub fn totals(assets: &[ExpectedAsset], media_files: u64, media_bytes: u64) -> Totals {
     let mut t = Totals {
         assets: assets.len() as u64,
-        media_files: files.len() as u64,
-        media_bytes: files.iter().map(|f| f.size).sum(),
+        media_files,
+        media_bytes,
         ..Totals::default()
     };
-    for a in &assets {
+    for a in assets {
         *t.classifications
             .entry(a.classification.clone())
             .or_default() += 1;
@@ -370,19 +394,18 @@ pub(crate) fn build(plan: &Plan, hashes: &[String], header: Expected) -> Expecte
             }
         }
     }
-    let changed = plan.assets[..plan.wal_start]
-        .iter()
-        .filter(|a| a.in_wal)
-        .count() as u64;
-    Expected {
-        wal: WalSplit {
-            assets_in_main_file: plan.wal_start as u64,
-            assets_only_in_wal: (plan.assets.len() - plan.wal_start) as u64,
-            assets_changed_in_wal: changed,
-        },
-        totals: t,
-        assets,
-        ..header
+    t
+}
+
+/// The asset classification that follows from its resources: `excluded` if it has an
+/// exclusion, else what its primary's action says (`archive`, `icloud_only` for
+/// `fetch_on_phone`, otherwise `unavailable`).
+pub fn classification(a: &ExpectedAsset) -> &'static str {
+    match (&a.exclusion, a.resources.first().map(|r| r.action.as_str())) {
+        (Some(_), _) => "excluded",
+        (None, Some("archive")) => "archive",
+        (None, Some("fetch_on_phone")) => "icloud_only",
+        _ => "unavailable",
     }
 }
 

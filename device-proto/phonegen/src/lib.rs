@@ -23,7 +23,8 @@
 //! - `media`: writes files with valid headers and deterministic content;
 //! - `db`: writes `Photos.sqlite` for iOS 13–18 and leaves part of it in the WAL;
 //! - [`expected`], the ground truth;
-//! - [`device`], `device.toml`.
+//! - [`device`], `device.toml`;
+//! - [`originals`], the bytes of originals downloaded later (`ferry-sim fetch`).
 
 #![deny(missing_docs)]
 
@@ -31,6 +32,7 @@ mod db;
 pub mod device;
 pub mod expected;
 mod media;
+pub mod originals;
 mod plan;
 
 use std::fmt;

@@ -64,11 +64,9 @@ pub(crate) fn write_file(media_root: &Path, f: &PFile) -> anyhow::Result<String>
         hash: Sha256::new(),
         written: 0,
     };
-    let (head, tail) = header_and_trailer(f);
-    out.write_all(&head)?;
-    if let MediaKind::Literal(_) = f.kind {
-        // The header is the whole file.
-    } else if f.sparse {
+    if f.sparse && !matches!(f.kind, MediaKind::Literal(_)) {
+        let (head, _) = header_and_trailer(f);
+        out.write_all(&head)?;
         out.inner.flush()?;
         let zeros = vec![0u8; 1 << 20];
         let mut left = f.size - head.len() as u64;
@@ -80,27 +78,7 @@ pub(crate) fn write_file(media_root: &Path, f: &PFile) -> anyhow::Result<String>
         out.inner.get_ref().set_len(f.size)?;
         out.written = f.size;
     } else {
-        let mut rng = ChaCha8Rng::seed_from_u64(f.seed);
-        let mut left = f.size - head.len() as u64 - tail.len() as u64;
-        let mut buf = vec![0u8; (left.min(1 << 20)) as usize];
-        let mut crc = Crc32::new();
-        crc.update(&head[head.len().saturating_sub(4)..]); // PNG: CRC covers the chunk type
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            rng.fill_bytes(&mut buf[..n]);
-            if f.kind == MediaKind::Png {
-                crc.update(&buf[..n]);
-            }
-            out.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        if f.kind == MediaKind::Png {
-            let mut t = crc.finish().to_be_bytes().to_vec();
-            t.extend_from_slice(&tail[4..]);
-            out.write_all(&t)?;
-        } else {
-            out.write_all(&tail)?;
-        }
+        write_body(&mut out, f)?;
     }
     out.inner.flush()?;
     let file = out.inner.into_inner().map_err(|e| e.into_error())?;
@@ -118,6 +96,39 @@ pub(crate) fn write_file(media_root: &Path, f: &PFile) -> anyhow::Result<String>
         f.size
     );
     Ok(hex(&out.hash.finalize()))
+}
+
+/// Writes the whole content of the non-sparse file `f` to `out`: header, deterministic filler
+/// from `f.seed` (1 MiB writes at most), trailer.
+pub(crate) fn write_body<W: Write>(out: &mut W, f: &PFile) -> std::io::Result<()> {
+    let (head, tail) = header_and_trailer(f);
+    out.write_all(&head)?;
+    if let MediaKind::Literal(_) = f.kind {
+        // The header is the whole file.
+        return Ok(());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(f.seed);
+    let mut left = f.size - head.len() as u64 - tail.len() as u64;
+    let mut buf = vec![0u8; (left.min(1 << 20)) as usize];
+    let mut crc = Crc32::new();
+    crc.update(&head[head.len().saturating_sub(4)..]); // PNG: CRC covers the chunk type
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..n]);
+        if f.kind == MediaKind::Png {
+            crc.update(&buf[..n]);
+        }
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    if f.kind == MediaKind::Png {
+        let mut t = crc.finish().to_be_bytes().to_vec();
+        t.extend_from_slice(&tail[4..]);
+        out.write_all(&t)?;
+    } else {
+        out.write_all(&tail)?;
+    }
+    Ok(())
 }
 
 struct HashingWriter {
