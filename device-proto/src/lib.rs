@@ -8,6 +8,9 @@
 //! on from the command line, from a control socket ([`control`]) or from Rust tests through
 //! [`Simulator`].
 //!
+//! [`storage`] plays iOS downloading and purging originals ("Optimize iPhone Storage") on an
+//! image, served or not (`ferry-sim fetch` / `offload`).
+//!
 //! Where the simulator's behaviour is inferred rather than documented, the code says
 //! UNCONFIRMED next to it.
 
@@ -21,6 +24,7 @@ pub mod mux;
 pub mod phone;
 pub mod sim;
 pub mod state;
+pub mod storage;
 
 pub use image::{DeviceSpec, PhoneImage};
 pub use link::LinkProfile;

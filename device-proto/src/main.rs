@@ -30,6 +30,14 @@ enum Cmd {
     /// Write a synthetic phone image (device.toml + Media/ with Photos.sqlite) and its
     /// ground truth (expected.json).
     MakePhone(ferry_phonegen::MakePhoneArgs),
+    /// Download iCloud-only originals onto the phone, as iOS does when the user opens them
+    /// (writes the files, marks them local in Photos.sqlite through the WAL, lowers
+    /// free_bytes, updates expected.json). Exit status 3: some assets did not fit.
+    Fetch(FetchArgs),
+    /// Purge originals that are in iCloud ("Optimize iPhone Storage"): deletes the files
+    /// (Metadata derivatives and thumbnails stay), marks them iCloud-only, raises free_bytes,
+    /// updates expected.json. Originals that exist only on this phone are never purged.
+    Offload(SelectArgs),
     /// Send a command to a running simulator's control socket.
     Ctl {
         /// The control socket given to `serve --control`.
@@ -74,6 +82,84 @@ struct ServeArgs {
     /// An AFC path that vanishes once its directory was listed (a race with the Photos app).
     #[arg(long)]
     vanish: Vec<String>,
+}
+
+/// Which assets `fetch` / `offload` apply to (exactly one of the selectors).
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["all", "count", "uuid", "before"])))]
+struct SelectArgs {
+    /// The phone image (device.toml, Media/, expected.json); it may be served meanwhile.
+    #[arg(long)]
+    phone: PathBuf,
+    /// Every eligible asset (oldest capture date first).
+    #[arg(long)]
+    all: bool,
+    /// The N eligible assets with the oldest capture dates (what a user scrolling back from
+    /// the start of the library would trigger); assets without a date come last.
+    #[arg(long, value_name = "N")]
+    count: Option<usize>,
+    /// Exactly these assets (ZUUID); an unknown UUID is an error and changes nothing.
+    #[arg(long, value_name = "UUID", num_args = 1..)]
+    uuid: Vec<String>,
+    /// Eligible assets captured before this day (UTC), YYYY-MM-DD.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    before: Option<String>,
+    /// Print one JSON object (assets, files, bytes, not_fitting_count, skipped, free bytes)
+    /// instead of a sentence.
+    #[arg(long)]
+    json: bool,
+}
+
+impl SelectArgs {
+    fn selection(&self) -> ferry_sim::storage::Selection {
+        use ferry_sim::storage::Selection;
+        if let Some(n) = self.count {
+            Selection::Count(n)
+        } else if !self.uuid.is_empty() {
+            Selection::Uuids(self.uuid.clone())
+        } else if let Some(d) = &self.before {
+            Selection::Before(d.clone())
+        } else {
+            Selection::All
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Write each file progressively under its final name at this many MB/s (10^6 bytes),
+    /// as a download in progress looks to a client; the database row changes only once the
+    /// asset's files are complete. Default: each file appears whole at once.
+    #[arg(long, value_name = "MB/s")]
+    rate: Option<f64>,
+}
+
+fn storage_main(
+    select: &SelectArgs,
+    run: impl FnOnce() -> anyhow::Result<ferry_sim::storage::Report>,
+) -> std::process::ExitCode {
+    match run() {
+        Ok(report) => {
+            if select.json {
+                match serde_json::to_string(&report) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => {
+                        eprintln!("ferry-sim: {e}");
+                        return std::process::ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                println!("{}", report.summary());
+            }
+            std::process::ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("ferry-sim: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -129,6 +215,26 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    let cmd = match cli.cmd {
+        Cmd::Fetch(a) => {
+            return storage_main(&a.select, || {
+                ferry_sim::storage::fetch(&ferry_sim::storage::FetchOptions {
+                    image: a.select.phone.clone(),
+                    selection: a.select.selection(),
+                    rate_mb_s: a.rate,
+                })
+            })
+        }
+        Cmd::Offload(a) => {
+            return storage_main(&a, || {
+                ferry_sim::storage::offload(&ferry_sim::storage::OffloadOptions {
+                    image: a.phone.clone(),
+                    selection: a.selection(),
+                })
+            })
+        }
+        c => c,
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,8 +246,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     let r = rt.block_on(async move {
-        match cli.cmd {
+        match cmd {
             Cmd::Serve(a) => serve(a).await,
+            Cmd::Fetch(_) | Cmd::Offload(_) => Ok(()),
             Cmd::Ctl { control, cmd } => ctl(control, cmd).await,
             Cmd::MakePhone(a) => tokio::task::spawn_blocking(move || {
                 let summary = ferry_phonegen::run(&a)?;
