@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
-use ferry_phonegen::expected::{self, Expected, ExpectedAsset, ExpectedResource};
+use ferry_phonegen::expected::{self, Expected, ExpectedAsset};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
@@ -203,7 +203,7 @@ pub fn fetch(opts: &FetchOptions) -> anyhow::Result<Report> {
     for (n, (i, rows)) in plan.iter().enumerate() {
         let need = rows
             .iter()
-            .map(|(ri, _)| job.new_bytes(&job.exp.assets[*i].resources[*ri]))
+            .map(|(ri, _)| job.exp.assets[*i].resources[*ri].db_size.unwrap_or(0))
             .sum::<u64>();
         if need > job.free {
             job.report.not_fitting = plan[n..]
@@ -362,17 +362,6 @@ impl Job {
         Ok(self.image.media().join(rel))
     }
 
-    /// Bytes a fetched resource adds (a partial file left by an interrupted fetch counts).
-    fn new_bytes(&self, r: &ExpectedResource) -> u64 {
-        let size = r.db_size.unwrap_or(0);
-        let have = self
-            .host_path(&r.afc_path)
-            .ok()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .map_or(0, |m| m.len());
-        size.saturating_sub(have)
-    }
-
     /// Orders the selected eligible assets (indices into `exp.assets`) oldest first.
     fn select(
         &mut self,
@@ -464,7 +453,6 @@ impl Job {
                 )
             })?;
             let path = self.host_path(&r.afc_path)?;
-            let before = std::fs::metadata(&path).ok().map(|m| m.len());
             let file_seed = ferry_phonegen::originals::seed_for(seed, &a.uuid, &r.role);
             let sha = write_original(
                 &path,
@@ -475,8 +463,10 @@ impl Job {
                 mtime,
                 rate,
             )?;
-            bytes += size - before.unwrap_or(0).min(size);
-            new_files += i64::from(before.is_none());
+            // A partial file left by an interrupted `--rate` fetch was never charged to
+            // free_bytes nor counted in expected.json: the whole size is charged now.
+            bytes += size;
+            new_files += 1;
             written.push((ri, size, sha));
         }
         // Only once every byte of the asset is on disk does the database say so.

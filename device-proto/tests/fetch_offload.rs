@@ -832,6 +832,45 @@ async fn a_served_client_sees_the_fetched_file_without_a_restart() {
     let free1 = afc.get_device_info().await.expect("devinfo").free_bytes as u64;
     assert_eq!(free1, free0 - report.bytes);
 
+    // A paced download: the served client sees the file grow under its final name.
+    let slow = icloud_only_oldest_first(&read_expected(&root))
+        .into_iter()
+        .filter(|a| a.resources[0].action == "fetch_on_phone")
+        .max_by_key(|a| a.resources[0].db_size)
+        .expect("another iCloud-only primary")
+        .clone();
+    let slow_path = slow.resources[0].afc_path.clone();
+    let slow_size = slow.resources[0].db_size.expect("size");
+    let job = tokio::task::spawn_blocking({
+        let root = root.clone();
+        let uuid = slow.uuid.clone();
+        move || {
+            storage::fetch(&FetchOptions {
+                image: root,
+                selection: Selection::Uuids(vec![uuid]),
+                rate_mb_s: Some(0.002),
+            })
+        }
+    });
+    let mut partial = None;
+    while !job.is_finished() {
+        if let Ok(info) = afc.get_file_info(slow_path.clone()).await {
+            let n = info.size as u64;
+            if n > 0 && n < slow_size {
+                partial = Some(n);
+                break;
+            }
+        }
+    }
+    let slow_report = job.await.expect("join").expect("paced fetch");
+    assert!(
+        partial.is_some(),
+        "the client never saw {slow_path} half-written ({slow_size} bytes at 2 KB/s)"
+    );
+    let info = afc.get_file_info(slow_path.clone()).await.expect("stat");
+    assert_eq!(info.size as u64, slow_size);
+    assert_eq!(slow_report.files[0].size, slow_size);
+
     drop(afc);
     drop(ld);
     if let Ok(sim) = Arc::try_unwrap(sim) {
