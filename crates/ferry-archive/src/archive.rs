@@ -420,6 +420,18 @@ impl Archive {
         })
     }
 
+    /// Stores the phone's current fetch plan (JSON) as `.ferry/plans/<udid>.json`, replacing
+    /// the previous plan (plans are Ferry's own working metadata, not archive content).
+    pub fn store_fetch_plan(&self, udid: &str, json: &[u8]) -> Result<PathBuf> {
+        check_text("UDID", udid, 128)?;
+        let path = fetch_plan_path(&self.inner.root, udid);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        }
+        durable::write_small_atomic(&path, json)?;
+        Ok(path)
+    }
+
     /// Stores a run report (JSON) for the phone `udid`: `.ferry/reports/<udid>/<time>.json`
     /// plus `latest.json` beside it. Reports are never deleted. Returns the stamped file.
     pub fn store_report(&self, udid: &str, json: &[u8]) -> Result<PathBuf> {
@@ -530,8 +542,39 @@ impl Archive {
 pub const LATEST_REPORT: &str = "latest.json";
 
 fn reports_dir(root: &Path, udid: &str) -> PathBuf {
-    let safe: String = udid
-        .chars()
+    root.join(META_DIR).join("reports").join(safe_udid(udid))
+}
+
+fn fetch_plan_path(root: &Path, udid: &str) -> PathBuf {
+    root.join(META_DIR)
+        .join("plans")
+        .join(format!("{}.json", safe_udid(udid)))
+}
+
+/// Reads phone `udid`'s fetch plan in the archive at `dir`, lock-free.
+pub fn read_fetch_plan(dir: &Path, udid: &str) -> Option<Vec<u8>> {
+    std::fs::read(fetch_plan_path(dir, udid)).ok()
+}
+
+/// All stored reports of phone `udid`, oldest first (lock-free): the run history.
+pub fn report_history(dir: &Path, udid: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(reports_dir(dir, udid))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x == "json")
+                        && p.file_name().is_some_and(|n| n != LATEST_REPORT)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn safe_udid(udid: &str) -> String {
+    udid.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
                 c
@@ -539,8 +582,7 @@ fn reports_dir(root: &Path, udid: &str) -> PathBuf {
                 '_'
             }
         })
-        .collect();
-    root.join(META_DIR).join("reports").join(safe)
+        .collect()
 }
 
 /// Reads the newest run report of phone `udid` in the archive at `dir` without opening (or

@@ -89,20 +89,44 @@ pub fn report_error(e: &SyncError, json: bool) -> ExitCode {
 }
 
 /// Arguments of `ferry sync`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SyncArgs {
-    pub dest: PathBuf,
+    /// The backup folder on the backup drive (default: the first destination in the config
+    /// file, or the phone's own destination there).
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<PathBuf>,
+    /// The phone's UDID (needed when several are connected).
+    #[arg(long)]
     pub udid: Option<String>,
+    /// Plan and report; copy nothing.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Print the report as JSON (schema in docs/cli.md).
+    #[arg(long)]
     pub json: bool,
+    /// Set DIR up as a Ferry backup folder if it is not one yet.
+    #[arg(long)]
     pub init: bool,
+    /// Parallel connections to the phone.
+    #[arg(long, default_value_t = 2, value_name = "N")]
     pub jobs: usize,
+    /// Always copy Photos.sqlite, even if it did not change since the last run.
+    #[arg(long)]
     pub no_cache: bool,
+    /// Leave hidden photos out (they are backed up by default; also a per-phone config choice).
+    #[arg(long)]
     pub exclude_hidden: bool,
+    /// For the nightly mirror: never prompt, wait for the phone (`--wait`), log to the state
+    /// dir, record the last run and send a desktop notification.
+    #[arg(long)]
+    pub unattended: bool,
+    /// With --unattended: how long to wait for the phone to appear (e.g. 30m, 2h, 90s).
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub wait: String,
 }
 
 /// Opens the destination, initialising it when asked (`--init`, or yes at the TTY prompt).
-fn open_destination(dest: &Path, init: bool, json: bool) -> Result<Archive, SyncError> {
+pub fn open_destination(dest: &Path, init: bool, json: bool) -> Result<Archive, SyncError> {
     if init {
         let marker = Archive::init(dest)?;
         eprintln!(
@@ -233,7 +257,7 @@ fn progress_sink(json: bool) -> (ProgressSink, Option<ProgressBar>) {
     }
 }
 
-fn cancel_on_ctrl_c() -> CancellationToken {
+pub fn cancel_on_ctrl_c() -> CancellationToken {
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {
@@ -245,7 +269,7 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     cancel
 }
 
-fn print_report(report: &SyncReport, json: bool, report_path: Option<&Path>) {
+pub fn print_report(report: &SyncReport, json: bool, report_path: Option<&Path>) {
     if json {
         render::json(report);
         return;
@@ -296,7 +320,7 @@ fn print_report(report: &SyncReport, json: bool, report_path: Option<&Path>) {
 }
 
 /// The exit code for a finished run.
-fn run_code(report: &SyncReport, error: Option<&SyncError>) -> u8 {
+pub fn run_code(report: &SyncReport, error: Option<&SyncError>) -> u8 {
     match (report.outcome, error) {
         (_, Some(e)) => sync_code(e),
         (Outcome::Incomplete, None) => code::INCOMPLETE,
@@ -306,7 +330,14 @@ fn run_code(report: &SyncReport, error: Option<&SyncError>) -> u8 {
 
 /// `ferry sync`.
 pub async fn sync_cmd(mux: Mux, args: SyncArgs) -> ExitCode {
-    let archive = match open_destination(&args.dest, args.init, args.json) {
+    if args.unattended {
+        return crate::mirror::unattended(mux, args).await;
+    }
+    let dest = match crate::mirror::resolve_dest(args.dest.clone(), args.udid.as_deref()) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let archive = match open_destination(&dest, args.init, args.json) {
         Ok(a) => a,
         Err(e) => return report_error(&e, args.json),
     };
@@ -314,6 +345,39 @@ pub async fn sync_cmd(mux: Mux, args: SyncArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return report_error(&SyncError::Device(e), args.json),
     };
+    let run = run_sync(&mux, &dev, &archive, &args, cancel_on_ctrl_c()).await;
+    finish_sync(run, args.json)
+}
+
+/// Prints a finished run and returns its exit code.
+pub fn finish_sync(result: Result<ferry_sync::SyncRun, SyncError>, json: bool) -> ExitCode {
+    match result {
+        Ok(run) => {
+            if let Some(e) = &run.error {
+                if !json {
+                    eprintln!("error: {}", e.message());
+                    eprintln!("hint: {}", e.hint());
+                }
+            }
+            print_report(&run.report, json, run.report_path.as_deref());
+            ExitCode::from(run_code(&run.report, run.error.as_ref()))
+        }
+        Err(e) => report_error(&e, json),
+    }
+}
+
+/// Runs one sync with the CLI's progress display.
+pub async fn run_sync(
+    mux: &Mux,
+    dev: &ferry_device::UsbDevice,
+    archive: &Archive,
+    args: &SyncArgs,
+    cancel: CancellationToken,
+) -> Result<ferry_sync::SyncRun, SyncError> {
+    let include_hidden = !args.exclude_hidden
+        && crate::mirror::load_config()
+            .map(|c| c.config.include_hidden_for(&dev.udid))
+            .unwrap_or(true);
     let opts = SyncOptions {
         jobs: args.jobs,
         dry_run: args.dry_run,
@@ -322,30 +386,16 @@ pub async fn sync_cmd(mux: Mux, args: SyncArgs) -> ExitCode {
         } else {
             ferry_device::paths::cache_dir()
         },
-        plan: ferry_sync::PlanOptions {
-            include_hidden: !args.exclude_hidden,
-        },
-        cancel: cancel_on_ctrl_c(),
+        plan: ferry_sync::PlanOptions { include_hidden },
+        cancel,
         store_report: true,
     };
-    let (sink, bar) = progress_sink(args.json);
-    let result = ferry_sync::sync(&mux, &dev, &archive, &opts, sink).await;
+    let (sink, bar) = progress_sink(args.json || args.unattended);
+    let result = ferry_sync::sync(mux, dev, archive, &opts, sink).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    match result {
-        Ok(run) => {
-            if let Some(e) = &run.error {
-                if !args.json {
-                    eprintln!("error: {}", e.message());
-                    eprintln!("hint: {}", e.hint());
-                }
-            }
-            print_report(&run.report, args.json, run.report_path.as_deref());
-            ExitCode::from(run_code(&run.report, run.error.as_ref()))
-        }
-        Err(e) => report_error(&e, args.json),
-    }
+    result
 }
 
 #[derive(Debug, Serialize)]
@@ -554,7 +604,7 @@ pub fn verify_cmd(dest: &Path, sample: f64, json: bool) -> ExitCode {
     let mut n = 0u64;
     let rep = match archive.verify(sample, |_, _| {
         n += 1;
-        if !json && n % 500 == 0 {
+        if !json && n.is_multiple_of(500) {
             eprintln!("checked {n} files…");
         }
     }) {

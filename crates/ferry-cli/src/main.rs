@@ -6,6 +6,7 @@
 
 mod backup;
 mod exit;
+mod mirror;
 mod render;
 
 use std::process::ExitCode;
@@ -65,52 +66,43 @@ enum Command {
         no_cache: bool,
     },
     /// Back up the phone's originals into a backup folder (copies only what is new).
-    Sync {
-        /// The backup folder (on the backup drive).
-        #[arg(long, value_name = "DIR")]
-        dest: std::path::PathBuf,
-        /// The phone's UDID (needed when several are connected).
-        #[arg(long)]
-        udid: Option<String>,
-        /// Plan and report; copy nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the report as JSON (schema in docs/cli.md).
-        #[arg(long)]
-        json: bool,
-        /// Set DIR up as a Ferry backup folder if it is not one yet.
-        #[arg(long)]
-        init: bool,
-        /// Parallel connections to the phone.
-        #[arg(long, default_value_t = 2, value_name = "N")]
-        jobs: usize,
-        /// Always copy Photos.sqlite, even if it did not change since the last run.
-        #[arg(long)]
-        no_cache: bool,
-        /// Leave hidden photos out (they are backed up by default).
-        #[arg(long)]
-        exclude_hidden: bool,
-    },
+    Sync(backup::SyncArgs),
     /// Show what a backup folder holds per phone, the last run, and what is still in iCloud.
     Status {
-        /// The backup folder.
+        /// The backup folder (default: the first destination in the config file).
         #[arg(long, value_name = "DIR")]
-        dest: std::path::PathBuf,
+        dest: Option<std::path::PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Re-read archived files and check them against their recorded hashes.
     Verify {
-        /// The backup folder.
+        /// The backup folder (default: the first destination in the config file).
         #[arg(long, value_name = "DIR")]
-        dest: std::path::PathBuf,
+        dest: Option<std::path::PathBuf>,
         /// Re-hash only about this percentage of the files (random each run).
         #[arg(long, default_value_t = 100.0, value_name = "PERCENT")]
         sample: f64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Plan how to bring the iCloud-only originals onto the phone in batches it can hold.
+    FetchPlan(mirror::FetchPlanArgs),
+    /// Stay running: back up a phone whenever it is plugged in, and pick up originals as the
+    /// phone downloads them from iCloud.
+    Watch(mirror::WatchArgs),
+    /// Show the effective configuration and where it comes from.
+    Config {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install, remove or show the nightly mirror (systemd user timer / launchd agent).
+    Schedule {
+        #[command(subcommand)]
+        action: mirror::ScheduleAction,
     },
     /// Try Ferry with nothing set up: a simulated iPhone with a sample library is backed up
     /// into DIR.
@@ -146,13 +138,12 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let unattended = match &cli.command {
+        Command::Sync(a) => a.unattended,
+        Command::Watch(_) => true,
+        _ => false,
+    };
+    mirror::init_logging(unattended);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -168,37 +159,47 @@ fn main() -> ExitCode {
         cli.command,
         Command::Devices { json: true } | Command::Scan { json: true, .. }
     );
+    let timeout = Duration::from_secs(cli.io_timeout.max(1));
+    let mux = || ferry_device::MuxAddress::from_env().map(|a| Mux::new(a, timeout));
     match cli.command {
-        Command::Sync {
-            dest,
-            udid,
-            dry_run,
-            json,
-            init,
-            jobs,
-            no_cache,
-            exclude_hidden,
-        } => {
-            let args = backup::SyncArgs {
-                dest,
-                udid,
-                dry_run,
-                json,
-                init,
-                jobs,
-                no_cache,
-                exclude_hidden,
-            };
-            let timeout = Duration::from_secs(cli.io_timeout.max(1));
+        Command::Sync(args) => {
             return rt.block_on(async move {
-                match ferry_device::MuxAddress::from_env() {
-                    Ok(a) => backup::sync_cmd(Mux::new(a, timeout), args).await,
-                    Err(e) => backup::report_error(&ferry_sync::SyncError::Device(e), json),
+                match mux() {
+                    Ok(m) => backup::sync_cmd(m, args).await,
+                    Err(e) => backup::report_error(&ferry_sync::SyncError::Device(e), args.json),
                 }
             });
         }
-        Command::Status { dest, json } => return backup::status_cmd(&dest, json),
-        Command::Verify { dest, sample, json } => return backup::verify_cmd(&dest, sample, json),
+        Command::Status { dest, json } => {
+            return match mirror::resolve_dest(dest, None) {
+                Ok(d) => backup::status_cmd(&d, json),
+                Err(code) => code,
+            }
+        }
+        Command::Verify { dest, sample, json } => {
+            return match mirror::resolve_dest(dest, None) {
+                Ok(d) => backup::verify_cmd(&d, sample, json),
+                Err(code) => code,
+            }
+        }
+        Command::FetchPlan(args) => {
+            return rt.block_on(async move {
+                match mux() {
+                    Ok(m) => mirror::fetch_plan_cmd(m, args).await,
+                    Err(e) => backup::report_error(&ferry_sync::SyncError::Device(e), args.json),
+                }
+            });
+        }
+        Command::Watch(args) => {
+            return rt.block_on(async move {
+                match mux() {
+                    Ok(m) => mirror::watch_cmd(m, args).await,
+                    Err(e) => backup::report_error(&ferry_sync::SyncError::Device(e), false),
+                }
+            });
+        }
+        Command::Config { json } => return mirror::config_cmd(json),
+        Command::Schedule { action } => return mirror::schedule_cmd(action),
         Command::Demo { dir, assets } => return rt.block_on(backup::demo_cmd(dir, assets)),
         _ => {}
     }
@@ -230,9 +231,13 @@ async fn run(cli: Cli) -> Result<(), Error> {
             no_cache,
         } => scan_cmd(mux, udid, json, list, no_cache).await,
         Command::ReadFile { udid, path, out } => read_file(mux, udid, path, out).await,
-        Command::Sync { .. }
+        Command::Sync(_)
         | Command::Status { .. }
         | Command::Verify { .. }
+        | Command::FetchPlan(_)
+        | Command::Watch(_)
+        | Command::Config { .. }
+        | Command::Schedule { .. }
         | Command::Demo { .. } => {
             Ok(()) // handled in main
         }

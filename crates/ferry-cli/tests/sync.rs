@@ -352,16 +352,11 @@ fn rng() -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)
 }
 
-/// Runs `ferry sync` until it completes (at most `tries`), returning the last report.
-fn sync_until_complete(sim: &Sim, home: &Home, dest: &Path, tries: usize) -> Value {
-    for _ in 0..tries {
-        let r = sync_json(sim, home, dest, &[]);
-        if r.code == Some(0) {
-            return r.json();
-        }
-        panic!("resuming sync failed: {r:?}");
-    }
-    unreachable!()
+/// Runs `ferry sync` once more; it must complete (exit 0). Returns its report.
+fn resume(sim: &Sim, home: &Home, dest: &Path) -> Value {
+    let r = sync_json(sim, home, dest, &[]);
+    assert_eq!(r.code, Some(0), "resuming sync failed: {r:?}");
+    r.json()
 }
 
 #[test]
@@ -406,7 +401,7 @@ fn unplug_at_random_offsets_then_resume_completes_exactly() {
         // The unplug is one-shot; a phone that is still plugged in is left as it is.
         sim.ctl(&["replug"]);
         assert!(sim.phone_status(&udid)["device_id"].is_u64());
-        let rep = sync_until_complete(&sim, &home, &dest, 1);
+        let rep = resume(&sim, &home, &dest);
         assert_eq!(rep["outcome"], "complete");
         assert_archive_exact(&dest, &exp);
         let v = ferry(
@@ -497,7 +492,7 @@ fn kill_9_at_random_moments_then_resume_completes_exactly() {
         assert_no_partial_final_files(&dest, &exp);
         // The next run opens the archive (recovering the journal, removing temp files),
         // and completes it exactly.
-        let rep = sync_until_complete(&sim, &home, &dest, 1);
+        let rep = resume(&sim, &home, &dest);
         assert_eq!(
             rep["outcome"], "complete",
             "trial {trial}; log before kill:\n{log}"
@@ -656,7 +651,7 @@ fn full_destination_stops_cleanly_with_need_then_completes() {
     r.expect_code(42).stderr_has("more");
     // More room: the next run completes the archive exactly.
     m.remount("size=64m");
-    let rep = sync_until_complete(&sim, &home, &m.dir, 1);
+    let rep = resume(&sim, &home, &m.dir);
     assert_eq!(rep["outcome"], "complete");
     assert_archive_exact(&m.dir, &exp);
 }

@@ -46,6 +46,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use host::HostIdentity;
 pub use mux::{ConnectionKind, Mux, UsbDevice};
 pub use pairing::{pair, PairOptions, PairOutcome, PairState};
-pub use scan::{scan, ClassifiedAsset, ScanOptions, ScanReport};
+pub use scan::{db_fingerprint, scan, ClassifiedAsset, DbFingerprint, ScanOptions, ScanReport};
 pub use session::{choose, facts, guarded, DeviceFacts, DiskUsage, Session};
 pub use watch::{DeviceEvent, DeviceWatcher};

@@ -201,6 +201,8 @@ pub struct ScanReport {
     pub classified: Vec<ClassifiedAsset>,
     /// The phone's free space per AFC, if it said.
     pub free_bytes: Option<u64>,
+    /// The phone's storage capacity per AFC, if it said.
+    pub capacity_bytes: Option<u64>,
 }
 
 /// `(size, mtime)` of the database files on the phone: the no-change key.
@@ -243,6 +245,24 @@ pub async fn scan(mux: &Mux, dev: &UsbDevice, opts: &ScanOptions) -> Result<Scan
     report.ios_version = ios;
     drop(session);
     Ok(report)
+}
+
+/// The `(size, mtime)` of the phone's library database files: cheap no-change detection for
+/// `ferry watch` (three AFC stats; nothing is read).
+pub async fn db_fingerprint(mux: &Mux, dev: &UsbDevice) -> Result<DbFingerprint> {
+    let mut session = Session::open(mux, dev).await?;
+    let mut afc = session.afc().await?;
+    let mut one = async |name: &str| -> Result<Option<(u64, Option<u64>)>> {
+        Ok(afc
+            .stat(&db_file(name))
+            .await?
+            .map(|s| (s.size.unwrap_or(0), s.mtime_ns)))
+    };
+    Ok(DbFingerprint {
+        db: one(snapshot::DB_NAME).await?,
+        wal: one(snapshot::WAL_NAME).await?,
+        shm: one(snapshot::SHM_NAME).await?,
+    })
 }
 
 /// Bridges the sync reader traits to one AFC session.
@@ -530,6 +550,7 @@ fn scan_blocking(
         items: opts.list.then(Vec::new),
         classified: Vec::new(),
         free_bytes: None,
+        capacity_bytes: None,
     };
     let mut icloud_range: Option<(i64, String, i64, String)> = None;
     let mut failure: Option<Error> = None;
@@ -687,7 +708,10 @@ fn scan_blocking(
         bridge.handle.block_on(afc.device_info())
     };
     match info {
-        Ok(map) => report.free_bytes = map.get("FSFreeBytes").and_then(|v| v.parse().ok()),
+        Ok(map) => {
+            report.free_bytes = map.get("FSFreeBytes").and_then(|v| v.parse().ok());
+            report.capacity_bytes = map.get("FSTotalBytes").and_then(|v| v.parse().ok());
+        }
         Err(e) => tracing::debug!(error = %e, "the iPhone did not report its free space"),
     }
     if let Some((_, oldest, _, newest)) = icloud_range {

@@ -32,6 +32,7 @@
 
 pub mod error;
 pub mod event;
+pub mod fetchplan;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -40,4 +41,4 @@ pub use error::SyncError;
 pub use event::{no_progress, Event, Phase, PlanSummary, Progress, ProgressSink};
 pub use plan::{Plan, PlanOptions};
 pub use report::{Outcome, SyncReport, REPORT_FORMAT};
-pub use run::{sync, SyncOptions, SyncRun};
+pub use run::{survey, sync, Survey, SyncOptions, SyncRun};

@@ -224,6 +224,9 @@ pub struct SyncReport {
     pub phone_free_bytes: Option<u64>,
     /// Files written without a working fsync (e.g. exFAT on macOS): noted, not an error.
     pub files_without_fsync: u64,
+    /// Progress against the stored fetch plan (`ferry fetch-plan`), if there is one.
+    #[serde(default)]
+    pub fetch_progress: Option<crate::fetchplan::PlanProgress>,
 }
 
 impl SyncReport {
@@ -315,6 +318,9 @@ impl SyncReport {
                 ic.files,
                 h(ic.bytes)
             ));
+        }
+        if let Some(p) = &self.fetch_progress {
+            out.push(format!("Fetch plan: {}.", p.line()));
         }
         if let Some(s) = &self.stopped {
             out.push(format!("hint: {}", s.hint));

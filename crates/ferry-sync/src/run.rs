@@ -134,7 +134,7 @@ pub async fn sync(
     sink(Event::Phase {
         phase: Phase::Finishing,
     });
-    let report = build_report(ReportInput {
+    let mut report = build_report(ReportInput {
         archive,
         phone: &phone,
         scan: &scan,
@@ -146,6 +146,13 @@ pub async fn sync(
         elapsed: started.elapsed(),
         newly_deleted,
     });
+    if let Some(fp) = ferry_archive::read_fetch_plan(archive.root(), &dev.udid)
+        .and_then(|b| serde_json::from_slice::<crate::fetchplan::FetchPlan>(&b).ok())
+    {
+        let still: std::collections::HashSet<String> =
+            report.icloud_only.iter().map(|a| a.uuid.clone()).collect();
+        report.fetch_progress = Some(crate::fetchplan::progress(&fp, &still));
+    }
     if !report.reconciliation.balanced() {
         // By construction this cannot happen; if it does, say so loudly in the log and the
         // report rather than hide it.
@@ -166,6 +173,42 @@ pub async fn sync(
         error: stop,
         report_path,
     })
+}
+
+/// A scan and its plan, without copying: what `ferry fetch-plan` and the app's summary need.
+#[derive(Debug)]
+pub struct Survey {
+    /// The scan (with every classified asset).
+    pub scan: ferry_device::ScanReport,
+    /// The plan against `archive` (everything counts as new without one).
+    pub plan: Plan,
+}
+
+/// Scans the phone and plans against `archive` (if any) without copying anything.
+pub async fn survey(
+    mux: &Mux,
+    dev: &UsbDevice,
+    archive: Option<&Archive>,
+    opts: &SyncOptions,
+) -> Result<Survey, SyncError> {
+    let scan_opts = ScanOptions {
+        keep_assets: true,
+        cache_dir: opts.cache_dir.clone(),
+        ..ScanOptions::default()
+    };
+    let scan = tokio::select! {
+        r = ferry_device::scan(mux, dev, &scan_opts) => r?,
+        _ = opts.cancel.cancelled() => return Err(SyncError::Cancelled),
+    };
+    let plan = match archive {
+        Some(a) => {
+            let name = scan.name.clone().unwrap_or_else(|| "iPhone".to_string());
+            let phone = a.phone(&dev.udid, &name)?;
+            plan::build(&scan.classified, opts.plan, |u, r| phone.lookup(u, r))?
+        }
+        None => plan::build::<SyncError>(&scan.classified, opts.plan, |_, _| Ok(None))?,
+    };
+    Ok(Survey { scan, plan })
 }
 
 /// Marks archived assets that are no longer in the phone's library. Nothing is removed.
@@ -866,6 +909,7 @@ fn build_report(inp: ReportInput<'_>) -> SyncReport {
         newly_deleted_on_phone: newly_deleted,
         phone_free_bytes: scan.free_bytes,
         files_without_fsync: without_fsync,
+        fetch_progress: None,
     }
 }
 

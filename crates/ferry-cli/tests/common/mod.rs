@@ -89,6 +89,14 @@ impl Home {
     pub fn cache(&self) -> PathBuf {
         self.dir.path().join("cache")
     }
+    /// `ferry`'s config dir on Linux with this HOME.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join(".config/ferry")
+    }
+    /// `ferry`'s state dir (logs, last run) on Linux with this HOME.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join(".local/state/ferry")
+    }
 }
 
 /// The `ferry` command with an isolated environment pointed at `mux`.
@@ -101,6 +109,10 @@ pub fn ferry_cmd(mux: &str, home: &Home, args: &[&str]) -> Command {
         .env("FERRY_CACHE_DIR", home.cache())
         .env_remove("XDG_DATA_HOME")
         .env_remove("XDG_CACHE_HOME")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("FERRY_CONFIG_DIR")
+        .env_remove("FERRY_STATE_DIR")
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null());
     cmd

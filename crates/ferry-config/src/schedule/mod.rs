@@ -67,6 +67,41 @@ pub fn format_wait(d: Duration) -> String {
     }
 }
 
+/// Parses a wait as [`format_wait`] writes it (`90s`, `30m`, `2h`; a bare number is seconds).
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a duration: write e.g. 90s, 30m or 2h"))
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+
+    #[test]
+    fn parse_wait_reads_what_format_wait_writes() {
+        for secs in [0u64, 1, 59, 60, 90, 1800, 3600, 7200, 5400] {
+            let d = Duration::from_secs(secs);
+            assert_eq!(parse_wait(&format_wait(d)), Ok(d), "{secs}");
+        }
+        assert_eq!(parse_wait("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_wait("").is_err());
+        assert!(parse_wait("10x").is_err());
+        assert!(parse_wait("m").is_err());
+        assert!(parse_wait("-5m").is_err());
+        assert!(parse_wait("99999999999999999999h").is_err());
+    }
+}
+
 /// Where the schedule's files go on one platform, and the user it runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
