@@ -611,3 +611,34 @@ fn schedule_install_writes_verified_units_and_remove_deletes_them() {
         assert!(!f.exists(), "{} still there", f.display());
     }
 }
+
+#[test]
+fn watch_survives_unplug_and_replug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "30", "--seed", "57"]);
+    let udid = udid_of(&img);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    ferry(&sim, &home, &["sync", "--dest", dest.to_str().unwrap(), "--init"]).ok();
+    let runs = report_count(&dest, &udid);
+    let watch = Watch::start(&sim, &home, &dest);
+    wait_for("watch's run on plug-in", Duration::from_secs(60), || {
+        report_count(&dest, &udid) > runs
+    });
+    sim.ctl(&["unplug"]);
+    wait_for("watch to see the unplug", Duration::from_secs(30), || {
+        watch.log().contains("disconnected")
+    });
+    // Back with a new usbmuxd device id, like a phone that restarted.
+    let runs = report_count(&dest, &udid);
+    sim.ctl(&["replug"]);
+    wait_for("watch's run after replug", Duration::from_secs(60), || {
+        report_count(&dest, &udid) > runs
+    });
+    let (code, log) = watch.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let st = ferry(&sim, &home, &["status", "--dest", dest.to_str().unwrap(), "--json"]);
+    assert_eq!(st.json()["phones"][0]["superseded_files"], 0);
+}
