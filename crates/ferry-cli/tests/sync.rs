@@ -262,6 +262,24 @@ fn full_and_incremental(img: &Path) {
         v.json()["report"]["files_hashed"],
         exp["totals"]["archive_files"]
     );
+
+    // The catalog is lost: status rebuilds it, and the next run still copies nothing.
+    std::fs::remove_file(dest.join(".ferry/catalog.sqlite")).unwrap();
+    let st = ferry(
+        &sim,
+        &home,
+        &["status", "--dest", dest.to_str().unwrap(), "--json"],
+    );
+    st.ok();
+    assert_eq!(st.json()["catalog_rebuilt"], true);
+    assert_eq!(
+        st.json()["phones"][0]["files"],
+        exp["totals"]["archive_files"]
+    );
+    let r3 = sync_json(&sim, &home, &dest, &[]);
+    r3.ok();
+    assert_eq!(r3.json()["files"]["copied"], 0);
+    assert_eq!(archive_files(&dest), before);
 }
 
 #[test]
@@ -802,4 +820,63 @@ fn demo_runs_with_nothing_set_up() {
         &["verify", "--dest", dir.to_str().unwrap()],
     );
     v.ok().stdout_has("intact");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = slow_image(tmp.path(), "42");
+    let exp = expected(&img);
+    // The phone stalls after the database and some originals: the run is mid-copy.
+    let db = std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite"))
+        .unwrap()
+        .len()
+        + std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    let sim = start(&img, |o| o.stall_after_bytes(db + 200_000));
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    let mut cmd = ferry_cmd(
+        &sim.mux_env(),
+        &home,
+        &[
+            "sync",
+            "--dest",
+            dest.to_str().unwrap(),
+            "--init",
+            "--json",
+            "--io-timeout",
+            "300",
+        ],
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let udid = udid_of(&img);
+    wait_for(
+        "the phone to stall mid-run",
+        Duration::from_secs(60),
+        || sim.phone_status(&udid)["stalled"] == true,
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["outcome"], "stopped");
+    assert_eq!(rep["stopped"]["kind"], "cancelled");
+    check_sum(&rep);
+    assert_no_partial_final_files(&dest, &exp);
+    sim.ctl(&["unstall"]);
+    let rep = resume(&sim, &home, &dest);
+    assert_eq!(rep["outcome"], "complete");
+    assert_archive_exact(&dest, &exp);
 }
