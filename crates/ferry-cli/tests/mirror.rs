@@ -621,7 +621,12 @@ fn watch_survives_unplug_and_replug() {
     let home = Home::new();
     pair(&sim, &home);
     let dest = tmp.path().join("backup");
-    ferry(&sim, &home, &["sync", "--dest", dest.to_str().unwrap(), "--init"]).ok();
+    ferry(
+        &sim,
+        &home,
+        &["sync", "--dest", dest.to_str().unwrap(), "--init"],
+    )
+    .ok();
     let runs = report_count(&dest, &udid);
     let watch = Watch::start(&sim, &home, &dest);
     wait_for("watch's run on plug-in", Duration::from_secs(60), || {
@@ -639,6 +644,10 @@ fn watch_survives_unplug_and_replug() {
     });
     let (code, log) = watch.stop();
     assert_eq!(code, Some(0), "{log}");
-    let st = ferry(&sim, &home, &["status", "--dest", dest.to_str().unwrap(), "--json"]);
+    let st = ferry(
+        &sim,
+        &home,
+        &["status", "--dest", dest.to_str().unwrap(), "--json"],
+    );
     assert_eq!(st.json()["phones"][0]["superseded_files"], 0);
 }
