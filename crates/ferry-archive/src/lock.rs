@@ -1,5 +1,6 @@
-//! One Ferry run per destination: an OS advisory lock (`flock`, exclusive, non-blocking) on
-//! `DIR/.ferry/lock`.
+//! One Ferry run per destination: an OS advisory lock (`flock`, exclusive) on
+//! `DIR/.ferry/lock`, tried for up to [`LOCK_PATIENCE`] so that a quick reader (`ferry status`)
+//! holding it for a moment does not make a run starting at that instant fail.
 //!
 //! The kernel drops the lock when the process exits for any reason, including `kill -9`, so
 //! there are no stale locks to clean up (unlike restic's lock files). The file's content —
@@ -20,6 +21,10 @@ use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, Result};
 
+/// How long [`DestinationLock::acquire`] waits for a brief holder before reporting
+/// [`Error::Busy`].
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A held destination lock; released on drop (or by the OS when the process dies).
 #[derive(Debug)]
 pub struct DestinationLock {
@@ -28,7 +33,9 @@ pub struct DestinationLock {
 }
 
 impl DestinationLock {
-    /// Takes the lock or fails at once with [`Error::Busy`] naming the holder.
+    /// Takes the lock, waiting up to [`LOCK_PATIENCE`] for a short holder (a `ferry status` or
+    /// the app reading the catalog) to let go; then fails with [`Error::Busy`] naming the
+    /// holder. A real concurrent run holds it far longer.
     pub fn acquire(path: &Path) -> Result<DestinationLock> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -37,7 +44,19 @@ impl DestinationLock {
             .truncate(false)
             .open(path)
             .map_err(|e| Error::io("open lock file", path, e))?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        let give_up = std::time::Instant::now() + LOCK_PATIENCE;
+        let outcome = loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Err(e)
+                    if (e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::AGAIN)
+                        && std::time::Instant::now() < give_up =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::AGAIN => {
                 let mut holder = String::new();

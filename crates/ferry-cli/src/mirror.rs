@@ -678,7 +678,17 @@ enum SyncOnce {
 }
 
 async fn sync_once(mux: &Mux, dev: &UsbDevice, dest: &Path, stop: &CancellationToken) -> SyncOnce {
-    let archive = match Archive::open(dest, ArchiveOptions::default()) {
+    // Opening may wait briefly for the lock: keep it off the async workers.
+    let d = dest.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || Archive::open(&d, ArchiveOptions::default()))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ArchiveError::InvalidInput {
+                what: "archive",
+                detail: "opening the archive failed (internal task error)".into(),
+            })
+        });
+    let archive = match opened {
         Ok(a) => a,
         Err(ArchiveError::Busy { .. }) => return SyncOnce::Busy,
         Err(e) => {

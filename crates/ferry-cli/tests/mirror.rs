@@ -5,57 +5,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 fn pair(sim: &Sim, home: &Home) {
     ferry(sim, home, &["pair"]).ok();
-}
-
-fn sha256_file(p: &Path) -> String {
-    format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()))
-}
-
-/// SHA-256 → count of every file under `dest` outside `.ferry/`.
-fn archive_hashes(dest: &Path) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dest.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let e = e.unwrap();
-            if e.file_name() == ".ferry" {
-                continue;
-            }
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                *out.entry(sha256_file(&e.path())).or_default() += 1;
-            }
-        }
-    }
-    out
-}
-
-fn expected_hashes(exp: &Value) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for a in exp["assets"].as_array().unwrap() {
-        if !a["exclusion"].is_null() {
-            continue;
-        }
-        for r in a["resources"].as_array().unwrap() {
-            if r["action"] == "archive" {
-                *m.entry(r["sha256"].as_str().unwrap().to_string())
-                    .or_default() += 1;
-            }
-        }
-    }
-    m
 }
 
 /// Sets the phone's free space in its device.toml (the simulator re-reads it per request).

@@ -17,61 +17,14 @@ use std::time::Duration;
 use common::*;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 fn pair(sim: &Sim, home: &Home) {
     ferry(sim, home, &["pair"]).ok();
 }
 
-fn sha256_file(p: &Path) -> String {
-    let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
-    format!("{:x}", Sha256::digest(&bytes))
-}
-
-/// Every file under `dest` outside `.ferry/`, relative path → SHA-256.
-fn archive_files(dest: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dest.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let rel = p.strip_prefix(dest).unwrap().to_string_lossy().into_owned();
-            if rel == ".ferry" {
-                continue;
-            }
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                stack.push(p);
-            } else {
-                assert!(ft.is_file(), "{rel} is not a regular file");
-                out.insert(rel, sha256_file(&p));
-            }
-        }
-    }
-    out
-}
-
 fn is_temp(rel: &str) -> bool {
     let name = rel.rsplit('/').next().unwrap_or("");
     ferry_archive::names::is_temp_name(name)
-}
-
-/// The multiset of SHA-256 of every original expected.json says to archive.
-fn expected_hashes(exp: &Value) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for a in exp["assets"].as_array().unwrap() {
-        if !a["exclusion"].is_null() {
-            continue;
-        }
-        for r in a["resources"].as_array().unwrap() {
-            if r["action"] == "archive" {
-                *m.entry(r["sha256"].as_str().unwrap().to_string())
-                    .or_default() += 1;
-            }
-        }
-    }
-    m
 }
 
 /// The archive holds exactly the expected originals, byte for byte, and no temp file.
@@ -120,29 +73,7 @@ fn check_reconciliation(report: &Value, exp: &Value, first_run: bool) {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
     let cls = |k: &str| n(&t["classifications"][k]);
     assert_eq!(rec["assets"], t["assets"], "{rec}");
-    let sum: u64 = n(&rec["archived_new"])
-        + n(&rec["archived_earlier"])
-        + n(&rec["would_copy"])
-        + n(&rec["icloud_only"])
-        + n(&rec["unavailable"])
-        + n(&rec["retry_later"])
-        + rec["excluded"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(n)
-            .sum::<u64>()
-        + rec["failed"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(n)
-            .sum::<u64>();
-    assert_eq!(
-        sum,
-        n(&t["assets"]),
-        "reconciliation does not add up: {rec}"
-    );
+    check_sum(report);
     assert!(rec["failed"].as_object().unwrap().is_empty(), "{rec}");
     let archived = if first_run {
         n(&rec["archived_new"])

@@ -586,18 +586,9 @@ async fn copy_one(
         shared.on_start(slot, &path);
         let pending = match shared.phone.begin(spec.clone()) {
             Ok(p) => p,
-            Err(e) if e.scope() == ferry_archive::ErrorScope::File => {
-                done(0);
-                let r = ItemResult::Failed {
-                    reason: archive_reason(&e).into(),
-                    message: e.to_string(),
-                };
-                report_failure(sink, &path, &r);
-                return Ok(r);
-            }
             Err(e) => {
                 done(0);
-                return Err(e.into());
+                return archive_error(e, sink, &path);
             }
         };
         let mut w = ArchiveWriter {
@@ -662,18 +653,9 @@ async fn copy_one(
                 shared.on_bytes(slot, 0);
                 continue;
             }
-            Err(e) if e.scope() == ferry_archive::ErrorScope::File => {
-                done(0);
-                let r = ItemResult::Failed {
-                    reason: archive_reason(&e).into(),
-                    message: e.to_string(),
-                };
-                report_failure(sink, &path, &r);
-                return Ok(r);
-            }
             Err(e) => {
                 done(0);
-                return Err(e.into());
+                return archive_error(e, sink, &path);
             }
         }
     }
@@ -684,6 +666,25 @@ async fn copy_one(
     };
     report_failure(sink, &path, &r);
     Ok(r)
+}
+
+/// A per-file archive error (too large for FAT32, …) becomes that file's failure; any other
+/// (disk full, read-only, …) stops the run.
+fn archive_error(
+    e: ferry_archive::Error,
+    sink: &ProgressSink,
+    path: &str,
+) -> Result<ItemResult, SyncError> {
+    if e.scope() == ferry_archive::ErrorScope::File {
+        let r = ItemResult::Failed {
+            reason: archive_reason(&e).into(),
+            message: e.to_string(),
+        };
+        report_failure(sink, path, &r);
+        Ok(r)
+    } else {
+        Err(e.into())
+    }
 }
 
 fn report_failure(sink: &ProgressSink, path: &str, r: &ItemResult) {

@@ -196,3 +196,60 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
 pub fn start(image: &Path, f: impl FnOnce(SimOpts) -> SimOpts) -> Sim {
     Sim::start(f(SimOpts::phone(image)))
 }
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+    format!("{:x}", sha2::Sha256::digest(&bytes))
+}
+
+/// Every file under an archive `dest` outside `.ferry/`: relative path → SHA-256.
+pub fn archive_files(dest: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dest.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(dest).unwrap().to_string_lossy().into_owned();
+            if rel == ".ferry" {
+                continue;
+            }
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(p);
+            } else {
+                assert!(ft.is_file(), "{rel} is not a regular file");
+                out.insert(rel, sha256_file(&p));
+            }
+        }
+    }
+    out
+}
+
+/// The multiset (SHA-256 → count) of the files of an archive.
+pub fn archive_hashes(dest: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for h in archive_files(dest).into_values() {
+        *m.entry(h).or_default() += 1;
+    }
+    m
+}
+
+/// The multiset of SHA-256 of every original expected.json says to archive.
+pub fn expected_hashes(exp: &Value) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for a in exp["assets"].as_array().unwrap() {
+        if !a["exclusion"].is_null() {
+            continue;
+        }
+        for r in a["resources"].as_array().unwrap() {
+            if r["action"] == "archive" {
+                *m.entry(r["sha256"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+    m
+}
