@@ -811,3 +811,59 @@ fn ctrl_c_stops_cleanly_and_the_next_run_completes() {
     assert_eq!(rep["outcome"], "complete");
     assert_archive_exact(&dest, &exp);
 }
+
+#[test]
+fn a_changed_original_is_added_as_a_new_version_and_the_old_one_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "30", "--seed", "43"]);
+    let exp = expected(&img);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    sync_json(&sim, &home, &dest, &["--init"]).ok();
+    let before = archive_files(&dest);
+    // The phone rewrites one original in place (deferred processing finished, say).
+    let (rel, _) = exp["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["exclusion"].is_null())
+        .flat_map(|a| a["resources"].as_array().unwrap().iter())
+        .filter(|r| r["action"] == "archive" && r["role"] == "primary")
+        .map(|r| (r["afc_path"].as_str().unwrap().to_string(), ()))
+        .next()
+        .unwrap();
+    let file = img.join("Media").join(&rel);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.extend_from_slice(b"-rewritten-by-the-phone");
+    std::fs::write(&file, &bytes).unwrap();
+    let new_hash = sha256_file(&file);
+    let r = sync_json(&sim, &home, &dest, &[]);
+    r.ok();
+    let rep = r.json();
+    assert_eq!(rep["files"]["copied"], 1, "{}", rep["files"]);
+    assert_eq!(rep["files"]["new_versions"], 1);
+    let after = archive_files(&dest);
+    // Every earlier file is still there, unchanged; one new file holds the new bytes.
+    for (p, h) in &before {
+        assert_eq!(after.get(p), Some(h), "{p} changed or vanished");
+    }
+    let added: Vec<_> = after
+        .iter()
+        .filter(|(p, _)| !before.contains_key(*p))
+        .collect();
+    assert_eq!(added.len(), 1, "{added:?}");
+    assert_eq!(added[0].1, &new_hash);
+    let st = ferry(
+        &sim,
+        &home,
+        &["status", "--dest", dest.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(st.json()["phones"][0]["superseded_files"], 1);
+    // And it is stable: the next run copies nothing.
+    assert_eq!(
+        sync_json(&sim, &home, &dest, &[]).json()["files"]["copied"],
+        0
+    );
+}
