@@ -1,0 +1,454 @@
+//! Background work: everything that touches the phone, the drive or the config runs here, as
+//! futures and streams that the iced runtime drives (Tasks and Subscriptions). Nothing in this
+//! module knows about widgets; `update` only starts these and receives their messages.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_archive::{Archive, ArchiveOptions};
+use ferry_device::{DeviceEvent, DeviceWatcher, ErrorKind, Mux, MuxAddress, Session, UsbDevice};
+use ferry_sync::{Event, SyncOptions, SyncReport};
+use futures::channel::mpsc;
+use futures::{SinkExt, Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+/// Where usbmuxd is: the identity of the device subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MuxKey(pub String);
+
+impl MuxKey {
+    /// `USBMUXD_SOCKET_ADDRESS` or the platform default.
+    pub fn from_env() -> MuxKey {
+        MuxKey(std::env::var(ferry_device::addr::ENV_VAR).unwrap_or_default())
+    }
+
+    /// The client for this address.
+    pub fn mux(&self) -> Result<Mux, Failure> {
+        let value = (!self.0.is_empty()).then_some(self.0.as_str());
+        ferry_device::addr::parse(value, ferry_device::addr::Os::current())
+            .map(|a: MuxAddress| Mux::new(a, Duration::from_secs(30)))
+            .map_err(Failure::from)
+    }
+}
+
+/// An error as the app shows it: what happened and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Stable kind (`not_paired`, `locked`, `busy`, …).
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+impl From<ferry_device::Error> for Failure {
+    fn from(e: ferry_device::Error) -> Self {
+        Failure {
+            kind: format!("{:?}", e.kind()),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl From<ferry_sync::SyncError> for Failure {
+    fn from(e: ferry_sync::SyncError) -> Self {
+        Failure {
+            kind: e.stop_kind().to_string(),
+            message: e.message(),
+            hint: e.hint(),
+        }
+    }
+}
+
+impl From<ferry_archive::Error> for Failure {
+    fn from(e: ferry_archive::Error) -> Self {
+        ferry_sync::SyncError::Archive(e).into()
+    }
+}
+
+/// What the device subscription reports.
+#[derive(Debug, Clone)]
+pub enum DeviceUpdate {
+    /// A phone is connected.
+    Attached(UsbDevice),
+    /// A phone went away.
+    Detached(u32),
+    /// usbmuxd cannot be reached (not installed, not running): with what to do.
+    MuxDown(Failure),
+}
+
+/// Follows phones coming and going; retries usbmuxd every 2 s when it is not there.
+pub fn watch_devices(key: &MuxKey) -> impl Stream<Item = DeviceUpdate> {
+    let key = key.clone();
+    iced::stream::channel(64, async move |mut out: mpsc::Sender<DeviceUpdate>| loop {
+        match key.mux() {
+            Ok(mux) => match DeviceWatcher::start(mux) {
+                Ok((watcher, mut rx)) => {
+                    while let Some(ev) = rx.recv().await {
+                        let msg = match ev {
+                            DeviceEvent::Attached(d) => DeviceUpdate::Attached(d),
+                            DeviceEvent::Detached { device_id } => {
+                                DeviceUpdate::Detached(device_id)
+                            }
+                            DeviceEvent::Ended(e) => {
+                                let _ = out.send(DeviceUpdate::MuxDown(e.into())).await;
+                                break;
+                            }
+                        };
+                        if out.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                    drop(watcher);
+                }
+                Err(e) => {
+                    let _ = out
+                        .send(DeviceUpdate::MuxDown(Failure {
+                            kind: "internal".into(),
+                            message: e.to_string(),
+                            hint: "restart Ferry".into(),
+                        }))
+                        .await;
+                }
+            },
+            Err(f) => {
+                let _ = out.send(DeviceUpdate::MuxDown(f)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    })
+}
+
+/// What the device card shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PhoneFacts {
+    /// Name.
+    pub name: Option<String>,
+    /// Model identifier.
+    pub model: Option<String>,
+    /// iOS version.
+    pub ios: Option<String>,
+    /// Link speed, human.
+    pub link: Option<String>,
+    /// True when the link is USB 2 or slower.
+    pub usb2: bool,
+    /// Free space, when the phone trusts us.
+    pub free_bytes: Option<u64>,
+}
+
+/// Whether the phone trusts this computer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    /// A session opened.
+    Trusted,
+    /// Not trusted (yet): why and what to do.
+    Not(Failure),
+}
+
+/// Reads the facts and checks trust (opens and closes one session).
+pub async fn inspect(key: MuxKey, dev: UsbDevice) -> Result<(PhoneFacts, Trust), Failure> {
+    let mux = key.mux()?;
+    let f = ferry_device::facts(&mux, &dev).await?;
+    let mut facts = PhoneFacts {
+        name: f.name,
+        model: f.model,
+        ios: f.ios_version,
+        link: f.link_speed,
+        usb2: f.link_speed_bps.is_some_and(|b| b <= 480_000_000),
+        free_bytes: None,
+    };
+    let trust = match Session::open(&mux, &dev).await {
+        Ok(mut s) => {
+            facts.free_bytes = s.disk_usage().await.ok().and_then(|u| u.free_bytes);
+            Trust::Trusted
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::Disconnected | ErrorKind::Timeout) => {
+            return Err(e.into())
+        }
+        Err(e) => Trust::Not(e.into()),
+    };
+    Ok((facts, trust))
+}
+
+/// Pairing progress.
+#[derive(Debug, Clone)]
+pub enum PairUpdate {
+    /// The instruction for the current step.
+    Step(String),
+    /// Finished.
+    Done(Result<(), Failure>),
+}
+
+/// Pairs, reporting every step ("Unlock your iPhone and tap Trust…").
+pub fn pair(key: MuxKey, dev: UsbDevice, cancel: CancellationToken) -> impl Stream<Item = PairUpdate> {
+    iced::stream::channel(16, async move |mut out: mpsc::Sender<PairUpdate>| {
+        let result = async {
+            let mux = key.mux()?;
+            let host = ferry_device::HostIdentity::load_or_create()?;
+            let opts = ferry_device::PairOptions {
+                cancel,
+                ..ferry_device::PairOptions::default()
+            };
+            let mut tx = out.clone();
+            ferry_device::pair(&mux, &dev, &host, &opts, move |s| {
+                let _ = tx.try_send(PairUpdate::Step(s.message()));
+            })
+            .await
+            .map(|_| ())
+            .map_err(Failure::from)
+        }
+        .await;
+        let _ = out.send(PairUpdate::Done(result)).await;
+    })
+}
+
+/// The library at a glance (from a scan and the plan against the destination).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LibrarySummary {
+    /// Assets in the library.
+    pub assets: u64,
+    /// Originals on the phone: assets, files, bytes.
+    pub local_assets: u64,
+    /// Files.
+    pub local_files: u64,
+    /// Bytes.
+    pub local_bytes: u64,
+    /// Of those, files only on this phone, and their bytes.
+    pub only_here_files: u64,
+    /// Bytes.
+    pub only_here_bytes: u64,
+    /// Originals only in iCloud: assets, files, bytes, date range.
+    pub icloud_assets: u64,
+    /// Files.
+    pub icloud_files: u64,
+    /// Bytes.
+    pub icloud_bytes: u64,
+    /// Oldest (date only).
+    pub icloud_oldest: Option<String>,
+    /// Newest.
+    pub icloud_newest: Option<String>,
+    /// Excluded per reason.
+    pub excluded: BTreeMap<String, u64>,
+    /// Files already in the backup (with a destination).
+    pub already_archived: u64,
+    /// Files new since the last backup.
+    pub new_files: u64,
+    /// Their bytes.
+    pub new_bytes: u64,
+}
+
+impl LibrarySummary {
+    /// Builds the summary from a survey.
+    pub fn from_survey(s: &ferry_sync::Survey) -> LibrarySummary {
+        let r = &s.scan;
+        let day = |d: &Option<String>| d.as_deref().map(|x| x[..x.len().min(10)].to_string());
+        LibrarySummary {
+            assets: r.assets,
+            local_assets: r.local_originals.assets,
+            local_files: r.local_originals.files,
+            local_bytes: r.local_originals.bytes,
+            only_here_files: r.local_originals.only_on_this_phone.files,
+            only_here_bytes: r.local_originals.only_on_this_phone.bytes,
+            icloud_assets: r.icloud_only.assets,
+            icloud_files: r.icloud_only.files,
+            icloud_bytes: r.icloud_only.bytes,
+            icloud_oldest: day(&r.icloud_only.oldest),
+            icloud_newest: day(&r.icloud_only.newest),
+            excluded: r.excluded.clone(),
+            already_archived: s.plan.already_archived_files,
+            new_files: s.plan.items.len() as u64,
+            new_bytes: s.plan.items.iter().map(|i| i.spec.size).sum(),
+        }
+    }
+}
+
+/// Scans the phone and plans against `dest` (if it is a Ferry archive).
+pub async fn survey(key: MuxKey, dev: UsbDevice, dest: Option<PathBuf>) -> Result<LibrarySummary, Failure> {
+    let mux = key.mux()?;
+    let archive = match dest {
+        Some(d) => open_archive(d).await.ok(),
+        None => None,
+    };
+    let opts = SyncOptions {
+        cache_dir: ferry_device::paths::cache_dir(),
+        ..SyncOptions::default()
+    };
+    let s = ferry_sync::survey(&mux, &dev, archive.as_ref(), &opts).await?;
+    Ok(LibrarySummary::from_survey(&s))
+}
+
+async fn open_archive(dest: PathBuf) -> Result<Archive, Failure> {
+    tokio::task::spawn_blocking(move || Archive::open(&dest, ArchiveOptions::default()))
+        .await
+        .map_err(|e| Failure {
+            kind: "internal".into(),
+            message: e.to_string(),
+            hint: "try again".into(),
+        })?
+        .map_err(Failure::from)
+}
+
+/// What the app knows about a chosen folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestInfo {
+    /// The folder.
+    pub path: PathBuf,
+    /// Has a Ferry marker.
+    pub initialised: bool,
+    /// Free bytes.
+    pub free_bytes: Option<u64>,
+    /// File system name.
+    pub fs: String,
+    /// FAT32: files of 4 GiB or more cannot be stored.
+    pub fat32: bool,
+    /// Another Ferry run holds it now.
+    pub busy: bool,
+}
+
+/// Looks at a folder (exists? marker? file system? free space? lock held?).
+pub async fn inspect_dest(path: PathBuf) -> Result<DestInfo, Failure> {
+    tokio::task::spawn_blocking(move || inspect_dest_blocking(&path))
+        .await
+        .map_err(|e| Failure {
+            kind: "internal".into(),
+            message: e.to_string(),
+            hint: "try again".into(),
+        })?
+}
+
+fn inspect_dest_blocking(path: &Path) -> Result<DestInfo, Failure> {
+    if !path.is_dir() {
+        return Err(Failure {
+            kind: "destination".into(),
+            message: format!("{} is not a folder that exists", path.display()),
+            hint: "plug in and mount the backup drive, or choose another folder".into(),
+        });
+    }
+    let kind = ferry_archive::fsinfo::detect(path).ok();
+    let initialised = ferry_archive::Marker::read(path).is_ok();
+    Ok(DestInfo {
+        path: path.to_path_buf(),
+        initialised,
+        free_bytes: ferry_archive::fsinfo::available_bytes(path).ok(),
+        fs: kind.map(|k| k.as_str().to_string()).unwrap_or_else(|| "unknown".into()),
+        fat32: kind.is_some_and(|k| k.max_file_size().is_some()),
+        busy: false,
+    })
+}
+
+/// Sets a folder up as a Ferry archive.
+pub async fn init_dest(path: PathBuf) -> Result<DestInfo, Failure> {
+    let p = path.clone();
+    tokio::task::spawn_blocking(move || Archive::init(&p).map(|_| ()))
+        .await
+        .map_err(|e| Failure {
+            kind: "internal".into(),
+            message: e.to_string(),
+            hint: "try again".into(),
+        })?
+        .map_err(Failure::from)?;
+    inspect_dest(path).await
+}
+
+/// Remembers the destination in the shared config (first in `destinations`).
+pub async fn remember_dest(path: PathBuf) -> Result<(), Failure> {
+    tokio::task::spawn_blocking(move || {
+        let file = ferry_config::dirs::config_file().ok_or_else(|| Failure {
+            kind: "config".into(),
+            message: "no config directory (HOME is not set)".into(),
+            hint: "set HOME".into(),
+        })?;
+        let mut loaded = ferry_config::config::load(&file).map_err(|e| Failure {
+            kind: "config".into(),
+            message: e.to_string(),
+            hint: "fix the config file".into(),
+        })?;
+        let cfg = &mut loaded.config;
+        cfg.destinations.retain(|d| d != &path);
+        cfg.destinations.insert(0, path);
+        ferry_config::config::save(cfg, &file).map_err(|e| Failure {
+            kind: "config".into(),
+            message: e.to_string(),
+            hint: "check the config folder's permissions".into(),
+        })
+    })
+    .await
+    .map_err(|e| Failure {
+        kind: "internal".into(),
+        message: e.to_string(),
+        hint: "try again".into(),
+    })?
+}
+
+/// The remembered destination, if any.
+pub async fn remembered_dest() -> Option<PathBuf> {
+    tokio::task::spawn_blocking(|| {
+        let file = ferry_config::dirs::config_file()?;
+        let l = ferry_config::config::load(&file).ok()?;
+        l.config.default_destination().map(Path::to_path_buf)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Sync progress.
+#[derive(Debug, Clone)]
+pub enum SyncUpdate {
+    /// An engine event.
+    Event(Event),
+    /// Finished: the report (also for a stopped run) or why nothing ran.
+    Done(Result<(Box<SyncReport>, Option<Failure>), Failure>),
+}
+
+/// Runs one sync, streaming its events.
+pub fn sync(key: MuxKey, dev: UsbDevice, dest: PathBuf, cancel: CancellationToken) -> impl Stream<Item = SyncUpdate> {
+    iced::stream::channel(256, async move |mut out: mpsc::Sender<SyncUpdate>| {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded::<Event>();
+        let run = async move {
+            let mux = key.mux()?;
+            let archive = open_archive(dest).await?;
+            let opts = SyncOptions {
+                cache_dir: ferry_device::paths::cache_dir(),
+                cancel,
+                ..SyncOptions::default()
+            };
+            let sink: ferry_sync::ProgressSink = std::sync::Arc::new(move |ev| {
+                let _ = tx.unbounded_send(ev);
+            });
+            let r = ferry_sync::sync(&mux, &dev, &archive, &opts, sink).await?;
+            Ok::<_, Failure>((Box::new(r.report), r.error.map(Failure::from)))
+        };
+        let mut run = std::pin::pin!(run);
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                Some(ev) = rx.next() => {
+                    let _ = out.send(SyncUpdate::Event(ev)).await;
+                }
+            }
+        };
+        while let Ok(ev) = rx.try_recv() {
+            let _ = out.send(SyncUpdate::Event(ev)).await;
+        }
+        let _ = out.send(SyncUpdate::Done(result)).await;
+    })
+}
+
+/// Opens a folder in the platform's file manager.
+pub async fn open_folder(path: PathBuf) -> Result<(), Failure> {
+    let program = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    tokio::process::Command::new(program)
+        .arg(&path)
+        .status()
+        .await
+        .map(|_| ())
+        .map_err(|e| Failure {
+            kind: "local_io".into(),
+            message: format!("cannot run {program}: {e}"),
+            hint: format!("open {} yourself", path.display()),
+        })
+}
