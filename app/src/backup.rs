@@ -71,9 +71,10 @@ impl SyncState {
                     Ok((report, stopped)) => {
                         if stopped.as_ref().is_some_and(|f| f.kind == "disconnected") {
                             SyncState::Interrupted {
-                                message: "The iPhone was disconnected. Plug it back in to continue — \
+                                message:
+                                    "The iPhone was disconnected. Plug it back in to continue — \
                                           nothing already copied is lost."
-                                    .into(),
+                                        .into(),
                             }
                         } else {
                             SyncState::Done { report, stopped }
@@ -95,7 +96,9 @@ fn mb(n: u64) -> String {
 pub fn view(state: &SyncState, can_sync: bool) -> Element<'_, Message> {
     let sync_button = button("Sync").on_press_maybe(can_sync.then_some(Message::Sync));
     match state {
-        SyncState::Idle => column![text("Backup").size(20), sync_button].spacing(8).into(),
+        SyncState::Idle => column![text("Backup").size(20), sync_button]
+            .spacing(8)
+            .into(),
         SyncState::Running {
             phase,
             progress,
@@ -134,13 +137,17 @@ pub fn view(state: &SyncState, can_sync: bool) -> Element<'_, Message> {
                     .push(text(p.current.clone().unwrap_or_default()).size(12));
             }
             if *failures > 0 {
-                col = col.push(text(format!("{failures} file(s) could not be copied (listed at the end).")));
+                col = col.push(text(format!(
+                    "{failures} file(s) could not be copied (listed at the end)."
+                )));
             }
             col.push(button("Cancel").on_press(Message::Cancel)).into()
         }
-        SyncState::Interrupted { message } => column![text("Backup").size(20), text(message.clone())]
-            .spacing(8)
-            .into(),
+        SyncState::Interrupted { message } => {
+            column![text("Backup").size(20), text(message.clone())]
+                .spacing(8)
+                .into()
+        }
         SyncState::Failed(f) => column![
             text("Backup").size(20),
             text(format!("The backup could not start: {}", f.message)),
@@ -157,13 +164,20 @@ pub fn view(state: &SyncState, can_sync: bool) -> Element<'_, Message> {
             if let Some(f) = stopped {
                 col = col.push(text(format!("What to do: {}", f.hint)));
             }
-            let whole: Vec<_> = report.icloud_only.iter().filter(|a| !a.original_local).collect();
+            let whole: Vec<_> = report
+                .icloud_only
+                .iter()
+                .filter(|a| !a.original_local)
+                .collect();
             if !whole.is_empty() {
                 col = col.push(text(format!("Only in iCloud ({}):", whole.len())).size(16));
                 for a in whole.iter().take(12) {
                     col = col.push(text(format!(
                         "{}  {}  {}",
-                        a.created_utc.as_deref().map(|c| &c[..c.len().min(10)]).unwrap_or("undated"),
+                        a.created_utc
+                            .as_deref()
+                            .map(|c| &c[..c.len().min(10)])
+                            .unwrap_or("undated"),
                         a.name.as_deref().unwrap_or(&a.uuid),
                         mb(a.bytes)
                     )));
@@ -177,8 +191,11 @@ pub fn view(state: &SyncState, can_sync: bool) -> Element<'_, Message> {
             }
             if report.outcome != Outcome::DryRun {
                 col = col.push(
-                    row![sync_button, button("Open backup folder").on_press(Message::OpenFolder)]
-                        .spacing(8),
+                    row![
+                        sync_button,
+                        button("Open backup folder").on_press(Message::OpenFolder)
+                    ]
+                    .spacing(8),
                 );
             }
             col.into()

@@ -119,7 +119,9 @@ impl DestState {
                     ));
                     col = col.push(button("Set up this folder for Ferry").on_press(Message::Init));
                 } else {
-                    col = col.push(text("Ready: backups go here. Several iPhones can share it."));
+                    col = col.push(text(
+                        "Ready: backups go here. Several iPhones can share it.",
+                    ));
                 }
             }
         }

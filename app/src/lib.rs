@@ -100,14 +100,24 @@ impl App {
         )
     }
 
+    /// The cancel token of the pairing or sync in flight (what Cancel fires).
+    pub fn running_cancel(&self) -> Option<CancellationToken> {
+        self.cancel.clone()
+    }
+
     fn device(&self) -> Option<&ferry_device::UsbDevice> {
         self.phone.device()
     }
 
     /// True when Sync can be pressed.
     pub fn can_sync(&self) -> bool {
-        matches!(self.phone, PhoneState::Connected { trust: TrustState::Trusted, .. })
-            && self.dest.ready().is_some()
+        matches!(
+            self.phone,
+            PhoneState::Connected {
+                trust: TrustState::Trusted,
+                ..
+            }
+        ) && self.dest.ready().is_some()
             && !matches!(self.sync, SyncState::Running { .. })
     }
 
@@ -193,7 +203,8 @@ impl App {
                     return Task::none();
                 };
                 if let PhoneState::Connected { trust, .. } = &mut self.phone {
-                    *trust = TrustState::Pairing("Asking the iPhone to trust this computer…".into());
+                    *trust =
+                        TrustState::Pairing("Asking the iPhone to trust this computer…".into());
                 }
                 let cancel = CancellationToken::new();
                 self.cancel = Some(cancel.clone());
@@ -256,13 +267,22 @@ impl App {
             Message::DestInspected(r) => {
                 self.dest.checking = false;
                 let ready = matches!(&r, Ok(i) if i.initialised);
-                let remember = r.as_ref().ok().filter(|i| i.initialised).map(|i| i.path.clone());
+                let remember = r
+                    .as_ref()
+                    .ok()
+                    .filter(|i| i.initialised)
+                    .map(|i| i.path.clone());
                 self.dest.info = Some(r);
                 let mut tasks = Vec::new();
                 if let Some(p) = remember {
                     tasks.push(Task::perform(work::remember_dest(p), |_| Message::Noop));
                 }
-                if ready && matches!(self.library, LibraryState::Ready(_) | LibraryState::Failed(_)) {
+                if ready
+                    && matches!(
+                        self.library,
+                        LibraryState::Ready(_) | LibraryState::Failed(_)
+                    )
+                {
                     tasks.push(self.survey());
                 }
                 Task::batch(tasks)
@@ -282,7 +302,10 @@ impl App {
                     planned: None,
                     failures: 0,
                 };
-                Task::run(work::sync(self.mux.clone(), dev, dest, cancel), Message::Syncing)
+                Task::run(
+                    work::sync(self.mux.clone(), dev, dest, cancel),
+                    Message::Syncing,
+                )
             }
             Message::Cancel => {
                 if let Some(c) = self.cancel.take() {
@@ -325,7 +348,10 @@ impl App {
         ]
         .spacing(14)
         .padding(20);
-        container(scrollable(content)).width(Length::Fill).height(Length::Fill).into()
+        container(scrollable(content))
+            .width(Length::Fill)
+            .height(Length::Fill)
+            .into()
     }
 
     /// The phone watcher runs for the app's whole life.

@@ -56,7 +56,10 @@ pub fn lines(s: &LibrarySummary) -> Vec<String> {
             .iter()
             .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
             .collect();
-        out.push(format!("Not backed up by design: {excluded} ({}).", why.join(", ")));
+        out.push(format!(
+            "Not backed up by design: {excluded} ({}).",
+            why.join(", ")
+        ));
     }
     out.push(format!(
         "Already in the backup: {} files. New since the last backup: {} files, {}.",
@@ -70,7 +73,9 @@ pub fn lines(s: &LibrarySummary) -> Vec<String> {
 /// Draws the summary.
 pub fn view(state: &LibraryState) -> Element<'_, Message> {
     match state {
-        LibraryState::None => text("The library summary appears when a trusted iPhone is connected.").into(),
+        LibraryState::None => {
+            text("The library summary appears when a trusted iPhone is connected.").into()
+        }
         LibraryState::Scanning => text("Reading the photo library…").into(),
         LibraryState::Failed(f) => column![
             text(format!("Could not read the library: {}", f.message)),

@@ -22,6 +22,8 @@ pub enum TrustState {
 
 /// The phone.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One value per app: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PhoneState {
     /// No phone connected.
     Waiting,
@@ -54,12 +56,18 @@ pub fn trust_instruction(f: &Failure) -> String {
         "NotPaired" => "This computer is not trusted yet. Unlock your iPhone, press Trust below \
                         and tap \"Trust\" on the phone."
             .into(),
-        "TrustDenied" => "Trust was denied — unplug the iPhone, plug it back in and tap Trust.".into(),
-        "Locked" => "The iPhone is locked with its passcode. Unlock it and keep it unlocked.".into(),
+        "TrustDenied" => {
+            "Trust was denied — unplug the iPhone, plug it back in and tap Trust.".into()
+        }
+        "Locked" => {
+            "The iPhone is locked with its passcode. Unlock it and keep it unlocked.".into()
+        }
         "TrustRevoked" => "The iPhone no longer trusts this computer (its trust settings were \
                            reset). Press Trust and tap \"Trust\" on the phone."
             .into(),
-        "TrustTimeout" => "\"Trust\" was not tapped in time. Unlock the iPhone and try again.".into(),
+        "TrustTimeout" => {
+            "\"Trust\" was not tapped in time. Unlock the iPhone and try again.".into()
+        }
         _ => format!("{} — {}", f.message, f.hint),
     }
 }
@@ -79,7 +87,10 @@ pub fn view(state: &PhoneState) -> Element<'_, Message> {
         .into(),
         PhoneState::NoUsbmuxd(f) => column![
             text("Connect your iPhone with a cable").size(20),
-            text(format!("Ferry cannot talk to the iPhone service (usbmuxd): {}", f.message)),
+            text(format!(
+                "Ferry cannot talk to the iPhone service (usbmuxd): {}",
+                f.message
+            )),
             text(f.hint.clone()),
         ]
         .spacing(6)
@@ -89,7 +100,10 @@ pub fn view(state: &PhoneState) -> Element<'_, Message> {
             let name = f.name.clone().unwrap_or_else(|| "iPhone".into());
             let mut details = vec![
                 f.model.clone().unwrap_or_default(),
-                f.ios.as_ref().map(|v| format!("iOS {v}")).unwrap_or_default(),
+                f.ios
+                    .as_ref()
+                    .map(|v| format!("iOS {v}"))
+                    .unwrap_or_default(),
             ];
             if let Some(free) = f.free_bytes {
                 details.push(format!("{} free", bytes(free)));
@@ -113,9 +127,11 @@ pub fn view(state: &PhoneState) -> Element<'_, Message> {
             let trust_row: Element<'_, Message> = match trust {
                 TrustState::Checking => text("Checking whether this computer is trusted…").into(),
                 TrustState::Trusted => text("Trusted ✓").into(),
-                TrustState::Pairing(s) => row![text(s.clone()), button("Cancel").on_press(Message::Cancel)]
-                    .spacing(12)
-                    .into(),
+                TrustState::Pairing(s) => {
+                    row![text(s.clone()), button("Cancel").on_press(Message::Cancel)]
+                        .spacing(12)
+                        .into()
+                }
                 TrustState::NotTrusted(f) => column![
                     text(trust_instruction(f)),
                     button(if f.kind == "NotPaired" || f.kind == "TrustRevoked" {

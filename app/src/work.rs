@@ -183,7 +183,11 @@ pub enum PairUpdate {
 }
 
 /// Pairs, reporting every step ("Unlock your iPhone and tap Trust…").
-pub fn pair(key: MuxKey, dev: UsbDevice, cancel: CancellationToken) -> impl Stream<Item = PairUpdate> {
+pub fn pair(
+    key: MuxKey,
+    dev: UsbDevice,
+    cancel: CancellationToken,
+) -> impl Stream<Item = PairUpdate> {
     iced::stream::channel(16, async move |mut out: mpsc::Sender<PairUpdate>| {
         let result = async {
             let mux = key.mux()?;
@@ -266,7 +270,11 @@ impl LibrarySummary {
 }
 
 /// Scans the phone and plans against `dest` (if it is a Ferry archive).
-pub async fn survey(key: MuxKey, dev: UsbDevice, dest: Option<PathBuf>) -> Result<LibrarySummary, Failure> {
+pub async fn survey(
+    key: MuxKey,
+    dev: UsbDevice,
+    dest: Option<PathBuf>,
+) -> Result<LibrarySummary, Failure> {
     let mux = key.mux()?;
     let archive = match dest {
         Some(d) => open_archive(d).await.ok(),
@@ -333,7 +341,9 @@ fn inspect_dest_blocking(path: &Path) -> Result<DestInfo, Failure> {
         path: path.to_path_buf(),
         initialised,
         free_bytes: ferry_archive::fsinfo::available_bytes(path).ok(),
-        fs: kind.map(|k| k.as_str().to_string()).unwrap_or_else(|| "unknown".into()),
+        fs: kind
+            .map(|k| k.as_str().to_string())
+            .unwrap_or_else(|| "unknown".into()),
         fat32: kind.is_some_and(|k| k.max_file_size().is_some()),
         busy: false,
     })
@@ -405,7 +415,12 @@ pub enum SyncUpdate {
 }
 
 /// Runs one sync, streaming its events.
-pub fn sync(key: MuxKey, dev: UsbDevice, dest: PathBuf, cancel: CancellationToken) -> impl Stream<Item = SyncUpdate> {
+pub fn sync(
+    key: MuxKey,
+    dev: UsbDevice,
+    dest: PathBuf,
+    cancel: CancellationToken,
+) -> impl Stream<Item = SyncUpdate> {
     iced::stream::channel(256, async move |mut out: mpsc::Sender<SyncUpdate>| {
         let (tx, mut rx) = futures::channel::mpsc::unbounded::<Event>();
         let run = async move {
@@ -440,7 +455,11 @@ pub fn sync(key: MuxKey, dev: UsbDevice, dest: PathBuf, cancel: CancellationToke
 
 /// Opens a folder in the platform's file manager.
 pub async fn open_folder(path: PathBuf) -> Result<(), Failure> {
-    let program = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
+    let program = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
     tokio::process::Command::new(program)
         .arg(&path)
         .status()
