@@ -11,7 +11,11 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FERRY_PEERS_VENV:-$REPO/.venv}"
 PYMOBILEDEVICE3_VERSION="${PYMOBILEDEVICE3_VERSION:-11.45.0}"
 # systemd: `systemd-analyze verify` checks the generated nightly units (crates/ferry-config).
-APT_PACKAGES=(libimobiledevice-utils python3-venv python3-pip systemd)
+# Xvfb, imagemagick, x11-utils and the X11/xkb libraries + a font: scripts/app-e2e.sh runs
+# ferry-app (iced, tiny-skia, X11 loaded at run time) headless and screenshots it.
+APT_PACKAGES=(libimobiledevice-utils python3-venv python3-pip systemd
+    xvfb xauth x11-utils imagemagick libx11-6 libx11-xcb1 libxcursor1 libxi6
+    libxkbcommon-x11-0 fonts-dejavu-core)
 # Debian's python3, not whatever pyenv/conda shim is first on PATH: python3-venv is for it.
 PY="${FERRY_PEERS_PYTHON:-/usr/bin/python3}"
 

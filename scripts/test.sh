@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Tests that need an installed tool (systemd-analyze, …) fail instead of skipping.
 export FERRY_REQUIRE_PEERS=1
+# iced_test renders with tiny-skia whatever GPU stack the machine has (stable snapshots).
+export ICED_TEST_BACKEND=tiny-skia
 
 t0=$(date +%s)
 step() { printf '\n==> [%4ds] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
@@ -28,4 +30,7 @@ cargo build -p ferry-sim --bin ferry-sim
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 step "cargo test --workspace --no-fail-fast"
 cargo test --workspace --no-fail-fast
+
+step "scripts/app-e2e.sh (ferry-app under Xvfb, driven by its autopilot)"
+bash scripts/app-e2e.sh
 step "done"

@@ -24,6 +24,11 @@ use crate::library::LibraryState;
 use crate::phone::{PhoneState, TrustState};
 use crate::work::{DeviceUpdate, MuxKey, PairUpdate, SyncUpdate};
 
+/// Environment variable naming the backup folder to start with (set by `--demo`).
+pub const DEST_ENV: &str = "FERRY_APP_DEST";
+/// Environment variable that turns the autopilot on (`1`).
+pub const AUTOPILOT_ENV: &str = "FERRY_APP_AUTOPILOT";
+
 /// Everything the app knows.
 #[derive(Debug)]
 pub struct App {
@@ -41,6 +46,9 @@ pub struct App {
     cancel: Option<CancellationToken>,
     /// Dark theme.
     pub dark: bool,
+    /// Press the primary button of every state by itself (`FERRY_APP_AUTOPILOT=1`): for the
+    /// end-to-end script under Xvfb; the same Messages a click would send.
+    pub autopilot: bool,
 }
 
 /// Everything that can happen.
@@ -89,15 +97,46 @@ impl App {
             sync: SyncState::Idle,
             cancel: None,
             dark: false,
+            autopilot: false,
         }
     }
 
-    /// Start-up: the app plus its first task (read the remembered folder).
+    /// Start-up: the app plus its first task (the folder from `FERRY_APP_DEST`, as `--demo`
+    /// sets it, else the one remembered in the config).
     pub fn boot() -> (App, Task<Message>) {
-        (
-            App::new(MuxKey::from_env()),
-            Task::perform(work::remembered_dest(), Message::Remembered),
-        )
+        let first = match std::env::var_os(DEST_ENV) {
+            Some(d) => Task::done(Message::Remembered(Some(PathBuf::from(d)))),
+            None => Task::perform(work::remembered_dest(), Message::Remembered),
+        };
+        let mut app = App::new(MuxKey::from_env());
+        app.autopilot = std::env::var_os(AUTOPILOT_ENV).is_some_and(|v| v == "1");
+        (app, first)
+    }
+
+    /// What the autopilot would press now: Trust, "Set up this folder", Sync — each once the
+    /// state offers it.
+    pub fn autopilot_next(&self) -> Option<Message> {
+        if let PhoneState::Connected {
+            trust: TrustState::NotTrusted(f),
+            ..
+        } = &self.phone
+        {
+            if f.kind == "NotPaired" || f.kind == "TrustRevoked" {
+                return Some(Message::Pair);
+            }
+        }
+        if let Some(Ok(i)) = &self.dest.info {
+            if !i.initialised && !self.dest.checking {
+                return Some(Message::Dest(destination::Message::Init));
+            }
+        }
+        if self.can_sync()
+            && matches!(self.library, LibraryState::Ready(_))
+            && matches!(self.sync, SyncState::Idle)
+        {
+            return Some(Message::Sync);
+        }
+        None
     }
 
     /// The cancel token of the pairing or sync in flight (what Cancel fires).
@@ -134,6 +173,14 @@ impl App {
 
     /// Handles one message. Never blocks: work is returned as a Task.
     pub fn update(&mut self, message: Message) -> Task<Message> {
+        let task = self.handle(message);
+        match self.autopilot.then(|| self.autopilot_next()).flatten() {
+            Some(next) => Task::batch([task, Task::done(next)]),
+            None => task,
+        }
+    }
+
+    fn handle(&mut self, message: Message) -> Task<Message> {
         match message {
             Message::Device(DeviceUpdate::Attached(dev)) => {
                 if let PhoneState::Connected { dev: cur, .. } = &self.phone {

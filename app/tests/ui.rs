@@ -427,3 +427,42 @@ fn a_stalled_phone_does_not_freeze_the_app_and_cancel_ends_the_run() {
         sim.shutdown().await;
     });
 }
+
+#[test]
+fn autopilot_presses_trust_set_up_and_sync_once_each() {
+    let mut a = app();
+    a.autopilot = true;
+    let _ = a.update(Message::Device(DeviceUpdate::Attached(dev(1))));
+    let _ = a.update(Message::Inspected(
+        1,
+        Ok((facts(), Trust::Not(not_paired()))),
+    ));
+    assert!(matches!(a.autopilot_next(), Some(Message::Pair)));
+    let _ = a.update(Message::Pair);
+    assert!(
+        a.autopilot_next().is_none(),
+        "pairing in progress: nothing to press"
+    );
+    let _ = a.update(Message::Inspected(1, Ok((facts(), Trust::Trusted))));
+    let _ = a.update(Message::DestInspected(Ok(dest_info(false))));
+    assert!(matches!(
+        a.autopilot_next(),
+        Some(Message::Dest(ferry_app::destination::Message::Init))
+    ));
+    let _ = a.update(Message::Dest(ferry_app::destination::Message::Init));
+    assert!(a.autopilot_next().is_none(), "set-up in progress");
+    let _ = a.update(Message::DestInspected(Ok(dest_info(true))));
+    assert!(
+        a.autopilot_next().is_none(),
+        "no summary yet: Sync waits for it"
+    );
+    let _ = a.update(Message::Surveyed(Ok(summary())));
+    assert!(matches!(a.autopilot_next(), Some(Message::Sync)));
+    let _ = a.update(Message::Sync);
+    assert!(a.autopilot_next().is_none());
+    let _ = a.update(Message::Syncing(SyncUpdate::Done(Ok((
+        Box::new(report()),
+        None,
+    )))));
+    assert!(a.autopilot_next().is_none(), "one sync, not a loop");
+}

@@ -349,7 +349,8 @@ pub fn only_here_message(assets: u64, safe: u64, dry_run: bool) -> Option<String
             }
         )
     } else if safe == assets {
-        format!("{assets} {photos} only on this phone; they are now safe in the backup.")
+        let now = if assets == 1 { "it is" } else { "they are" };
+        format!("{assets} {photos} only on this phone; {now} now safe in the backup.")
     } else {
         format!(
             "{assets} {photos} only on this phone; {safe} are now safe, {} are not yet \
@@ -389,6 +390,10 @@ mod tests {
         assert_eq!(
             only_here_message(37, 37, false).unwrap(),
             "37 photos and videos were only on this phone; they are now safe in the backup."
+        );
+        assert_eq!(
+            only_here_message(1, 1, false).unwrap(),
+            "1 photo or video was only on this phone; it is now safe in the backup."
         );
         assert!(only_here_message(3, 1, false)
             .unwrap()
