@@ -202,3 +202,56 @@ pub fn view(state: &SyncState, can_sync: bool) -> Element<'_, Message> {
         }
     }
 }
+
+/// The fetch plan for the iCloud-only originals: batches that fit the phone, with what to do.
+pub fn plan_view(plan: Option<&ferry_sync::fetchplan::FetchPlan>) -> Element<'_, Message> {
+    let Some(p) = plan.filter(|p| p.assets > 0) else {
+        return column![].into();
+    };
+    let mut col = column![text("Getting the iCloud-only originals").size(16)].spacing(4);
+    if let Some(msg) = &p.no_space {
+        col = col.push(text(msg.clone()));
+    }
+    let n = p.batches.len();
+    for b in &p.batches {
+        let day = |d: &Option<String>| {
+            d.as_deref()
+                .map(|x| x[..x.len().min(10)].to_string())
+                .unwrap_or_else(|| "undated".into())
+        };
+        col = col.push(text(format!(
+            "Batch {} of {n}: {} items, {} ({} – {})",
+            b.index,
+            b.count,
+            mb(b.bytes),
+            day(&b.from),
+            day(&b.to)
+        )));
+        col = col.push(text(b.instruction.clone()).size(13));
+    }
+    if !p.too_large.is_empty() {
+        col = col.push(text(format!(
+            "{} item(s) are larger than the iPhone's free space allows.",
+            p.too_large.len()
+        )));
+    }
+    col.into()
+}
+
+/// The last runs.
+pub fn history_view(runs: &[crate::work::PastRun]) -> Element<'_, Message> {
+    if runs.is_empty() {
+        return column![].into();
+    }
+    let mut col = column![text("Recent backups").size(16)].spacing(2);
+    for r in runs {
+        col = col.push(
+            text(format!(
+                "{}  {}  {} copied",
+                r.finished_at, r.outcome, r.copied
+            ))
+            .size(13),
+        );
+    }
+    col.into()
+}

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod destination;
 pub mod library;
 pub mod phone;
+pub mod settings;
 pub mod work;
 
 use std::path::PathBuf;
@@ -42,6 +43,12 @@ pub struct App {
     pub dest: DestState,
     /// The backup.
     pub sync: SyncState,
+    /// Settings.
+    pub settings: settings::Settings,
+    /// The fetch plan for the iCloud-only originals of the last run.
+    pub fetch_plan: Option<ferry_sync::fetchplan::FetchPlan>,
+    /// Past runs of this phone into this folder, newest first.
+    pub history: Vec<work::PastRun>,
     /// Cancels pairing or a sync.
     cancel: Option<CancellationToken>,
     /// Dark theme.
@@ -84,6 +91,14 @@ pub enum Message {
     Noop,
     /// Light/dark.
     ToggleTheme,
+    /// Settings part.
+    Settings(settings::Message),
+    /// Saved settings read.
+    SettingsLoaded(Box<settings::Settings>),
+    /// Settings applied (or why not).
+    SettingsApplied(Result<String, work::Failure>),
+    /// Past runs read.
+    History(Vec<work::PastRun>),
 }
 
 impl App {
@@ -95,6 +110,9 @@ impl App {
             library: LibraryState::None,
             dest: DestState::default(),
             sync: SyncState::Idle,
+            settings: settings::Settings::default(),
+            fetch_plan: None,
+            history: Vec::new(),
             cancel: None,
             dark: false,
             autopilot: false,
@@ -110,7 +128,10 @@ impl App {
         };
         let mut app = App::new(MuxKey::from_env());
         app.autopilot = std::env::var_os(AUTOPILOT_ENV).is_some_and(|v| v == "1");
-        (app, first)
+        let settings = Task::perform(work::load_settings(None), |s| {
+            Message::SettingsLoaded(Box::new(s))
+        });
+        (app, Task::batch([first, settings]))
     }
 
     /// What the autopilot would press now: Trust, "Set up this folder", Sync — each once the
@@ -361,13 +382,30 @@ impl App {
                 Task::none()
             }
             Message::Syncing(u) => {
-                let survey = self.sync.apply(u);
-                if survey {
-                    self.cancel = None;
-                    self.survey()
-                } else {
-                    Task::none()
+                let ended = self.sync.apply(u);
+                if !ended {
+                    return Task::none();
                 }
+                self.cancel = None;
+                if let SyncState::Done { report, .. } = &self.sync {
+                    // Pure computation on the report: which iCloud-only originals fit the phone.
+                    self.fetch_plan = Some(ferry_sync::fetchplan::build(
+                        &report.udid,
+                        report.phone_name.clone(),
+                        report.finished_at.clone(),
+                        report.icloud_only.clone(),
+                        report.phone_free_bytes.unwrap_or(0),
+                        ferry_sync::fetchplan::margin_for(None),
+                    ));
+                }
+                let mut tasks = vec![self.survey()];
+                if let (Some(dest), Some(dev)) = (self.dest.ready(), self.device()) {
+                    tasks.push(Task::perform(
+                        work::history(dest, dev.udid.clone(), 5),
+                        Message::History,
+                    ));
+                }
+                Task::batch(tasks)
             }
             Message::OpenFolder => match self.dest.ready() {
                 Some(p) => Task::perform(work::open_folder(p), |_| Message::Noop),
@@ -376,6 +414,40 @@ impl App {
             Message::Noop => Task::none(),
             Message::ToggleTheme => {
                 self.dark = !self.dark;
+                self.settings.dark = self.dark;
+                Task::none()
+            }
+            Message::Settings(m) => match self.settings.update(m) {
+                settings::Action::None => Task::none(),
+                settings::Action::Dark(b) => {
+                    self.dark = b;
+                    Task::none()
+                }
+                settings::Action::Apply(req) => Task::perform(
+                    work::apply_settings(
+                        req,
+                        self.device().map(|d| d.udid.clone()),
+                        self.dest.ready(),
+                    ),
+                    Message::SettingsApplied,
+                ),
+            },
+            Message::SettingsLoaded(s) => {
+                let dark = self.settings.dark;
+                self.settings = *s;
+                self.settings.dark = dark;
+                Task::none()
+            }
+            Message::SettingsApplied(r) => {
+                self.settings.applying = false;
+                self.settings.status = Some(match r {
+                    Ok(t) => t.trim().to_string(),
+                    Err(f) => format!("{} — {}", f.message, f.hint),
+                });
+                Task::none()
+            }
+            Message::History(h) => {
+                self.history = h;
                 Task::none()
             }
         }
@@ -392,6 +464,10 @@ impl App {
             self.dest.view().map(Message::Dest),
             rule::horizontal(1),
             backup::view(&self.sync, self.can_sync()),
+            backup::plan_view(self.fetch_plan.as_ref()),
+            backup::history_view(&self.history),
+            rule::horizontal(1),
+            self.settings.view().map(Message::Settings),
         ]
         .spacing(14)
         .padding(20);

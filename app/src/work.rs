@@ -471,3 +471,148 @@ pub async fn open_folder(path: PathBuf) -> Result<(), Failure> {
             hint: format!("open {} yourself", path.display()),
         })
 }
+
+/// Reads the saved settings (config file and schedule) for phone `udid`.
+pub async fn load_settings(udid: Option<String>) -> crate::settings::Settings {
+    tokio::task::spawn_blocking(move || {
+        let mut s = crate::settings::Settings::default();
+        if let Some(file) = ferry_config::dirs::config_file() {
+            if let Ok(l) = ferry_config::config::load(&file) {
+                if let Some(at) = l.config.nightly.at {
+                    s.nightly = true;
+                    s.at = at.to_string();
+                }
+                s.on_plug = l.config.nightly.on_plug;
+                if let Some(u) = &udid {
+                    s.include_hidden = l.config.include_hidden_for(u);
+                }
+            }
+        }
+        s
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Saves the settings to the config file and installs or removes the nightly schedule (the
+/// `ferry` command next to this app runs it). Returns what happened, for people.
+pub async fn apply_settings(
+    req: crate::settings::Request,
+    udid: Option<String>,
+    dest: Option<PathBuf>,
+) -> Result<String, Failure> {
+    tokio::task::spawn_blocking(move || apply_settings_blocking(&req, udid.as_deref(), dest))
+        .await
+        .map_err(|e| Failure {
+            kind: "internal".into(),
+            message: e.to_string(),
+            hint: "try again".into(),
+        })?
+}
+
+fn cfg_err(e: impl std::fmt::Display) -> Failure {
+    Failure {
+        kind: "config".into(),
+        message: e.to_string(),
+        hint: "check the config file (`ferry config` shows it)".into(),
+    }
+}
+
+fn apply_settings_blocking(
+    req: &crate::settings::Request,
+    udid: Option<&str>,
+    dest: Option<PathBuf>,
+) -> Result<String, Failure> {
+    use ferry_config::schedule;
+    let file = ferry_config::dirs::config_file().ok_or_else(|| cfg_err("HOME is not set"))?;
+    let mut loaded = ferry_config::config::load(&file).map_err(cfg_err)?;
+    let at: Option<ferry_config::TimeOfDay> = if req.nightly {
+        Some(
+            req.at
+                .parse()
+                .map_err(|e| cfg_err(format!("{:?}: {e}", req.at)))?,
+        )
+    } else {
+        None
+    };
+    let cfg = &mut loaded.config;
+    cfg.nightly.at = at;
+    cfg.nightly.on_plug = req.on_plug;
+    if let Some(u) = udid {
+        cfg.phones.entry(u.to_string()).or_default().include_hidden = req.include_hidden;
+    }
+    ferry_config::config::save(cfg, &file).map_err(cfg_err)?;
+    let platform = schedule::Platform::current().map_err(cfg_err)?;
+    let ctl = schedule::RealSystemCtl;
+    let outcome = match (at, dest) {
+        (Some(at), Some(dest)) => {
+            let ferry_bin = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("ferry")))
+                .filter(|p| p.is_file())
+                .ok_or_else(|| Failure {
+                    kind: "schedule".into(),
+                    message: "the `ferry` command was not found next to this app".into(),
+                    hint: "install Ferry completely (the app and the `ferry` command)".into(),
+                })?;
+            schedule::install(
+                &schedule::InstallRequest {
+                    ferry_bin,
+                    dest,
+                    at,
+                    on_plug: req.on_plug,
+                    wait: schedule::DEFAULT_WAIT,
+                },
+                &platform,
+                &ctl,
+            )
+            .map(|r| r.to_string())
+        }
+        (Some(_), None) => {
+            return Err(Failure {
+                kind: "schedule".into(),
+                message: "choose a backup folder first".into(),
+                hint: "set the backup folder above, then apply again".into(),
+            })
+        }
+        (None, _) => schedule::remove(&platform, &ctl).map(|r| r.to_string()),
+    };
+    outcome.map_err(|e| Failure {
+        kind: "schedule".into(),
+        message: e.to_string(),
+        hint: "the settings were saved; see docs/nightly.md".into(),
+    })
+}
+
+/// One past run, for the history list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastRun {
+    /// When it finished.
+    pub finished_at: String,
+    /// `complete`, `incomplete`, `stopped`.
+    pub outcome: String,
+    /// Files copied.
+    pub copied: u64,
+}
+
+/// The last runs of phone `udid` in `dest`, newest first (at most `max`).
+pub async fn history(dest: PathBuf, udid: String, max: usize) -> Vec<PastRun> {
+    tokio::task::spawn_blocking(move || {
+        let mut out: Vec<PastRun> = ferry_archive::report_history(&dest, &udid)
+            .into_iter()
+            .rev()
+            .take(max)
+            .filter_map(|p| std::fs::read(p).ok())
+            .filter_map(|b| serde_json::from_slice::<SyncReport>(&b).ok())
+            .map(|r| PastRun {
+                finished_at: r.finished_at.clone(),
+                outcome: format!("{:?}", r.outcome).to_lowercase(),
+                copied: r.files.copied,
+            })
+            .collect();
+        out.truncate(max);
+        out
+    })
+    .await
+    .unwrap_or_default()
+}

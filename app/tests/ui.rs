@@ -85,7 +85,7 @@ fn report() -> ferry_sync::SyncReport {
         "icloud_only": [ { "uuid": "A", "name": "IMG_0042.HEIC", "created_utc": "2019-01-20T00:00:00.000Z",
             "files": 1, "bytes": 4100, "original_local": false } ],
         "unavailable": [], "failures": [], "newly_deleted_on_phone": 0,
-        "phone_free_bytes": null, "files_without_fsync": 0
+        "phone_free_bytes": 10_000_000_000u64, "files_without_fsync": 0
     }))
     .expect("report JSON")
 }
@@ -465,4 +465,64 @@ fn autopilot_presses_trust_set_up_and_sync_once_each() {
         None,
     )))));
     assert!(a.autopilot_next().is_none(), "one sync, not a loop");
+}
+
+#[test]
+fn result_shows_the_fetch_plan_and_settings_validate_before_applying() {
+    let mut a = ready_app();
+    let _ = a.update(Message::Sync);
+    let _ = a.update(Message::Syncing(SyncUpdate::Done(Ok((
+        Box::new(report()),
+        None,
+    )))));
+    // 10 GB free, 2 GB kept: the one iCloud-only original fits in a single batch.
+    let plan = a.fetch_plan.as_ref().expect("a fetch plan after the run");
+    assert_eq!(plan.batches.len(), 1);
+    assert!(shows(
+        &a,
+        "Batch 1 of 1: 1 items, 4.1 kB (2019-01-20 – 2019-01-20)"
+    ));
+    let _ = a.update(Message::History(vec![work::PastRun {
+        finished_at: "2026-11-22T10:00:03.000Z".into(),
+        outcome: "complete".into(),
+        copied: 103,
+    }]));
+    assert!(shows(&a, "2026-11-22T10:00:03.000Z  complete  103 copied"));
+
+    // Settings: a bad time is caught before anything is written.
+    use ferry_app::settings::Message as S;
+    // The settings part on its own (below the fold of the scrolled window).
+    let click_settings = |a: &App, label: &str| -> Vec<Message> {
+        let mut ui = simulator(a.settings.view());
+        ui.click(label)
+            .unwrap_or_else(|e| panic!("no {label:?}: {e:?}"));
+        ui.into_messages().map(Message::Settings).collect()
+    };
+    let shows_settings = |a: &App, s: &str| simulator(a.settings.view()).find(s).is_ok();
+    for m in click_settings(&a, "Back up every night at") {
+        let _ = a.update(m);
+    }
+    assert!(a.settings.nightly);
+    let _ = a.update(Message::Settings(S::At("25:99".into())));
+    for m in click_settings(&a, "Apply") {
+        let _ = a.update(m);
+    }
+    assert!(!a.settings.applying);
+    assert!(shows(
+        &a,
+        "\"25:99\" is not a time: write it as HH:MM, e.g. 02:30"
+    ));
+    let _ = a.update(Message::Settings(S::At("02:30".into())));
+    let _ = a.update(Message::Settings(S::Apply));
+    assert!(
+        a.settings.applying,
+        "a valid request is applied in the background"
+    );
+    let _ = a.update(Message::SettingsApplied(Ok("installed".into())));
+    assert!(!a.settings.applying);
+    assert!(shows_settings(&a, "installed"));
+    for m in click_settings(&a, "Dark mode") {
+        let _ = a.update(m);
+    }
+    assert!(a.dark);
 }
