@@ -288,15 +288,19 @@ pub async fn survey(
     Ok(LibrarySummary::from_survey(&s))
 }
 
+/// Runs blocking disk work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Failure {
+        kind: "internal".into(),
+        message: e.to_string(),
+        hint: "try again".into(),
+    })?
+}
+
 async fn open_archive(dest: PathBuf) -> Result<Archive, Failure> {
-    tokio::task::spawn_blocking(move || Archive::open(&dest, ArchiveOptions::default()))
-        .await
-        .map_err(|e| Failure {
-            kind: "internal".into(),
-            message: e.to_string(),
-            hint: "try again".into(),
-        })?
-        .map_err(Failure::from)
+    blocking(move || Archive::open(&dest, ArchiveOptions::default()).map_err(Failure::from)).await
 }
 
 /// What the app knows about a chosen folder.
@@ -312,19 +316,12 @@ pub struct DestInfo {
     pub fs: String,
     /// FAT32: files of 4 GiB or more cannot be stored.
     pub fat32: bool,
-    /// Another Ferry run holds it now.
-    pub busy: bool,
 }
 
-/// Looks at a folder (exists? marker? file system? free space? lock held?).
+/// Looks at a folder (exists? marker? file system? free space?). Whether another Ferry run
+/// holds it shows when the sync opens it.
 pub async fn inspect_dest(path: PathBuf) -> Result<DestInfo, Failure> {
-    tokio::task::spawn_blocking(move || inspect_dest_blocking(&path))
-        .await
-        .map_err(|e| Failure {
-            kind: "internal".into(),
-            message: e.to_string(),
-            hint: "try again".into(),
-        })?
+    blocking(move || inspect_dest_blocking(&path)).await
 }
 
 fn inspect_dest_blocking(path: &Path) -> Result<DestInfo, Failure> {
@@ -345,27 +342,19 @@ fn inspect_dest_blocking(path: &Path) -> Result<DestInfo, Failure> {
             .map(|k| k.as_str().to_string())
             .unwrap_or_else(|| "unknown".into()),
         fat32: kind.is_some_and(|k| k.max_file_size().is_some()),
-        busy: false,
     })
 }
 
 /// Sets a folder up as a Ferry archive.
 pub async fn init_dest(path: PathBuf) -> Result<DestInfo, Failure> {
     let p = path.clone();
-    tokio::task::spawn_blocking(move || Archive::init(&p).map(|_| ()))
-        .await
-        .map_err(|e| Failure {
-            kind: "internal".into(),
-            message: e.to_string(),
-            hint: "try again".into(),
-        })?
-        .map_err(Failure::from)?;
+    blocking(move || Archive::init(&p).map(|_| ()).map_err(Failure::from)).await?;
     inspect_dest(path).await
 }
 
 /// Remembers the destination in the shared config (first in `destinations`).
 pub async fn remember_dest(path: PathBuf) -> Result<(), Failure> {
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         let file = ferry_config::dirs::config_file().ok_or_else(|| Failure {
             kind: "config".into(),
             message: "no config directory (HOME is not set)".into(),
@@ -386,11 +375,6 @@ pub async fn remember_dest(path: PathBuf) -> Result<(), Failure> {
         })
     })
     .await
-    .map_err(|e| Failure {
-        kind: "internal".into(),
-        message: e.to_string(),
-        hint: "try again".into(),
-    })?
 }
 
 /// The remembered destination, if any.
@@ -501,13 +485,7 @@ pub async fn apply_settings(
     udid: Option<String>,
     dest: Option<PathBuf>,
 ) -> Result<String, Failure> {
-    tokio::task::spawn_blocking(move || apply_settings_blocking(&req, udid.as_deref(), dest))
-        .await
-        .map_err(|e| Failure {
-            kind: "internal".into(),
-            message: e.to_string(),
-            hint: "try again".into(),
-        })?
+    blocking(move || apply_settings_blocking(&req, udid.as_deref(), dest)).await
 }
 
 fn cfg_err(e: impl std::fmt::Display) -> Failure {

@@ -97,7 +97,6 @@ fn dest_info(initialised: bool) -> DestInfo {
         free_bytes: Some(500_000_000_000),
         fs: "ext4".into(),
         fat32: false,
-        busy: false,
     }
 }
 
