@@ -10,7 +10,7 @@
 //! discarded (their temp files removed), nothing under a final name is partial, and the next
 //! run continues where this one stopped because the catalog is written after each file.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -912,13 +912,4 @@ fn build_report(inp: ReportInput<'_>) -> SyncReport {
         files_without_fsync: without_fsync,
         fetch_progress: None,
     }
-}
-
-/// Per-reason counts of failures (for tests and front ends).
-pub fn failure_counts(report: &SyncReport) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for f in &report.failures {
-        *m.entry(f.reason.clone()).or_default() += 1;
-    }
-    m
 }
