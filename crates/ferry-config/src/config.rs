@@ -15,6 +15,9 @@
 //! [nightly]
 //! at = "02:30"                         # optional, 24-hour "HH:MM"
 //! on_plug = false                      # default false
+//!
+//! [app]
+//! appearance = "system"                # "system" (default) | "light" | "dark"
 //! ```
 //!
 //! Loading never fails on keys it does not know: they become [`Warning`]s (a newer Ferry may
@@ -52,6 +55,39 @@ pub struct Config {
     pub watch: WatchConfig,
     /// The nightly mirror.
     pub nightly: NightlyConfig,
+    /// The desktop app's own choices.
+    pub app: AppConfig,
+}
+
+/// `[app]`: choices of the desktop app.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppConfig {
+    /// Light or dark, or whatever the system uses.
+    pub appearance: Appearance,
+}
+
+impl fmt::Display for Appearance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Appearance::System => "system",
+            Appearance::Light => "light",
+            Appearance::Dark => "dark",
+        })
+    }
+}
+
+/// The app's colours (`appearance = "…"` in `[app]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Appearance {
+    /// Follow the system's light/dark setting (and its changes).
+    #[default]
+    System,
+    /// Always light.
+    Light,
+    /// Always dark.
+    Dark,
 }
 
 /// Choices for one phone (`[phones."UDID"]`).
@@ -449,6 +485,11 @@ impl Loaded {
             c.nightly.on_plug.to_string(),
             self.source("nightly.on_plug"),
         );
+        push(
+            "app.appearance".into(),
+            format!("\"{}\"", c.app.appearance),
+            self.source("app.appearance"),
+        );
         for (udid, p) in &c.phones {
             let base = join_key("phones", udid);
             let k = |f: &str| format!("{base}.{f}");
@@ -544,10 +585,11 @@ impl fmt::Display for Effective {
     }
 }
 
-const TOP_KEYS: &[&str] = &["destinations", "phones", "watch", "nightly"];
+const TOP_KEYS: &[&str] = &["destinations", "phones", "watch", "nightly", "app"];
 const PHONE_KEYS: &[&str] = &["name", "include_hidden", "destination", "schedule"];
 const WATCH_KEYS: &[&str] = &["interval_seconds"];
 const NIGHTLY_KEYS: &[&str] = &["at", "on_plug"];
+const APP_KEYS: &[&str] = &["appearance"];
 
 /// Parses config text. `path` is only used in messages and in the result.
 pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
@@ -608,11 +650,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
                     }
                 }
             }
-            "watch" | "nightly" => {
-                let known = if k == "watch" {
-                    WATCH_KEYS
-                } else {
-                    NIGHTLY_KEYS
+            "watch" | "nightly" | "app" => {
+                let known = match k.as_str() {
+                    "watch" => WATCH_KEYS,
+                    "nightly" => NIGHTLY_KEYS,
+                    _ => APP_KEYS,
                 };
                 for sk in sub.keys() {
                     if known.contains(&sk.as_str()) {
@@ -703,6 +745,9 @@ interval_seconds = 15
 [nightly]
 at = "02:30"
 on_plug = true
+
+[app]
+appearance = "dark"
 "#;
 
     fn p() -> PathBuf {
@@ -726,6 +771,7 @@ on_plug = true
         assert_eq!(c.watch.interval_seconds, 15);
         assert_eq!(c.nightly.at, TimeOfDay::new(2, 30));
         assert!(c.nightly.on_plug);
+        assert_eq!(c.app.appearance, Appearance::Dark);
         assert_eq!(
             c.destination_for("00008030-001A2B3C4D5E802E"),
             Some(Path::new("/mnt/nas/ana"))
@@ -789,6 +835,7 @@ on_plug = true
         let e = l.effective().to_string();
         assert!(e.contains("does not exist; all values are defaults"), "{e}");
         assert!(e.contains("watch.interval_seconds = 60  (default)"), "{e}");
+        assert!(e.contains("app.appearance         = \"system\"  (default)"), "{e}");
     }
 
     #[test]

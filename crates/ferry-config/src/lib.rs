@@ -18,7 +18,9 @@ pub mod dirs;
 pub mod schedule;
 mod spans;
 
-pub use config::{Config, ConfigError, Effective, Loaded, PhoneConfig, TimeOfDay};
+pub use config::{
+    AppConfig, Appearance, Config, ConfigError, Effective, Loaded, PhoneConfig, TimeOfDay,
+};
 pub use dirs::{config_dir, config_dir_for, config_file_for, state_dir, state_dir_for};
 
 /// The platforms Ferry's files and schedules are laid out for.
