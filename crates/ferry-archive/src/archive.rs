@@ -41,6 +41,12 @@ pub const LOCK_FILE: &str = "lock";
 const WRITE_BUFFER: usize = 1 << 20;
 const MAX_CLASH: u32 = 100_000;
 
+/// Who holds destination `dir`'s lock right now ("pid 42 host nas since …"), or `None` when no
+/// Ferry run is using it. A hint for screens; see [`crate::lock::holder`].
+pub fn destination_holder(dir: &Path) -> Option<String> {
+    crate::lock::holder(&dir.join(META_DIR).join(LOCK_FILE))
+}
+
 /// Tunables of an open archive.
 #[derive(Debug, Clone)]
 pub struct ArchiveOptions {

@@ -62,9 +62,9 @@ pub mod names;
 pub mod testing;
 
 pub use archive::{
-    hash_file, read_fetch_plan, read_latest_report, report_history, reported_phones, Archive,
-    ArchiveOptions, Archived, ConsistencyReport, DestinationFacts, OpenReport, PendingFile,
-    PhoneArchive, ResourceSpec, WriteOutcome, LATEST_REPORT,
+    destination_holder, hash_file, read_fetch_plan, read_latest_report, report_history,
+    reported_phones, Archive, ArchiveOptions, Archived, ConsistencyReport, DestinationFacts,
+    OpenReport, PendingFile, PhoneArchive, ResourceSpec, WriteOutcome, LATEST_REPORT,
 };
 pub use catalog::{CatalogEntry, FileState, PhoneRow};
 pub use durable::Durability;

@@ -102,3 +102,53 @@ fn hostname() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// Who holds the lock file `path` right now, without taking it: `Some(holder)` ("pid 42 host
+/// nas since …") while another process holds it, `None` when it is free or does not exist.
+/// For screens that want to say "another Ferry run is using this folder" before starting; the
+/// answer can be stale a moment later, so a run still relies on [`DestinationLock::acquire`].
+pub fn holder(path: &Path) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            let _ = flock(&file, FlockOperation::Unlock);
+            None
+        }
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::AGAIN => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some(if text.is_empty() {
+                "pid unknown".into()
+            } else {
+                text
+            })
+        }
+        // Cannot tell (an unusual file system): say nothing; the run's own lock decides.
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_names_the_process_holding_the_lock_and_none_once_released() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lock");
+        assert_eq!(holder(&path), None, "no lock file: free");
+        let held = DestinationLock::acquire(&path).unwrap();
+        let h = holder(&path).expect("held");
+        assert!(
+            h.starts_with(&format!("pid {} host ", std::process::id())),
+            "{h}"
+        );
+        // Probing does not disturb the holder, and leaves the lock free once released.
+        assert!(holder(&path).is_some());
+        drop(held);
+        assert_eq!(holder(&path), None);
+        let again = DestinationLock::acquire(&path);
+        assert!(again.is_ok(), "{again:?}");
+    }
+}
