@@ -37,6 +37,12 @@ pub enum SyncState {
         /// Why it stopped early, if it did.
         stopped: Option<Failure>,
     },
+    /// Another Ferry run (the nightly mirror, a `ferry sync` in a terminal) holds the backup
+    /// folder: the backup starts by itself when it lets go.
+    WaitingForFolder {
+        /// Who holds it ("pid 42 host nas since …").
+        holder: String,
+    },
     /// Nothing could run.
     Failed(Failure),
 }
@@ -143,6 +149,17 @@ pub fn view(state: &SyncState, can_sync: bool) -> Element<'_, Message> {
             }
             col.push(button("Cancel").on_press(Message::Cancel)).into()
         }
+        SyncState::WaitingForFolder { holder } => column![
+            text("Backup").size(20),
+            text(format!(
+                "Another Ferry backup is using this folder right now ({holder}) — the nightly \
+                 mirror or a `ferry sync` in a terminal. Your backup starts by itself as soon as \
+                 it finishes."
+            )),
+            button("Cancel").on_press(Message::Cancel),
+        ]
+        .spacing(6)
+        .into(),
         SyncState::Interrupted { message } => {
             column![text("Backup").size(20), text(message.clone())]
                 .spacing(8)

@@ -1,5 +1,6 @@
-//! The backup folder: a path (typed, or from the remembered config), its free space and file
-//! system, first-time set-up, and the FAT32 warning. Checks run as Tasks in the root.
+//! The backup folder: chosen with the system's folder dialog (or typed, or remembered in the
+//! config), its free space and file system, first-time set-up, the FAT32 warning, and whether
+//! another Ferry run is using it. Dialogs and checks run as Tasks in the root.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,10 @@ pub enum Message {
     Use,
     /// "Set up this folder for Ferry".
     Init,
+    /// "Choose…": open the system's folder dialog.
+    Choose,
+    /// The dialog closed: the folder picked, or `None` when cancelled (or no dialog exists).
+    Chosen(Option<PathBuf>),
 }
 
 /// What the root must do after an update.
@@ -28,6 +33,8 @@ pub enum Action {
     Inspect(PathBuf),
     /// Initialise this folder.
     Init(PathBuf),
+    /// Open the folder dialog, starting in this folder.
+    Choose(Option<PathBuf>),
 }
 
 /// The folder's state.
@@ -39,6 +46,8 @@ pub struct DestState {
     pub checking: bool,
     /// The last check's result.
     pub info: Option<Result<DestInfo, Failure>>,
+    /// The folder dialog is open.
+    pub choosing: bool,
 }
 
 impl DestState {
@@ -70,6 +79,25 @@ impl DestState {
                 self.checking = true;
                 Action::Inspect(p)
             }
+            Message::Choose => {
+                if self.choosing {
+                    return Action::None;
+                }
+                self.choosing = true;
+                let start = PathBuf::from(self.path_input.trim());
+                Action::Choose(start.is_absolute().then_some(start))
+            }
+            Message::Chosen(p) => {
+                self.choosing = false;
+                match p {
+                    Some(p) => {
+                        self.path_input = p.display().to_string();
+                        self.checking = true;
+                        Action::Inspect(p)
+                    }
+                    None => Action::None,
+                }
+            }
             Message::Init => match &self.info {
                 Some(Ok(i)) if !i.initialised => {
                     self.checking = true;
@@ -89,6 +117,12 @@ impl DestState {
                     .on_input(Message::Input)
                     .on_submit(Message::Use),
                 button("Use this folder").on_press(Message::Use),
+                button(if self.choosing {
+                    "Choosing…"
+                } else {
+                    "Choose…"
+                })
+                .on_press_maybe((!self.choosing).then_some(Message::Choose)),
             ]
             .spacing(8),
         ]
@@ -118,6 +152,11 @@ impl DestState {
                         "This folder is not a Ferry backup yet. If it is on your backup drive, set it up once:",
                     ));
                     col = col.push(button("Set up this folder for Ferry").on_press(Message::Init));
+                } else if let Some(holder) = &i.busy {
+                    col = col.push(text(format!(
+                        "Another Ferry run is using this folder right now ({holder}). Sync \
+                         waits for it and then starts by itself."
+                    )));
                 } else {
                     col = col.push(text(
                         "Ready: backups go here. Several iPhones can share it.",

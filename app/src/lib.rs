@@ -5,6 +5,12 @@
 //! [`App::view`] only draws. The window shows, top to bottom: the phone (and its trust state),
 //! the library at a glance, the backup folder, and the backup itself (button, progress,
 //! result). Each part has its state and view in its own module.
+//!
+//! Keyboard: the window is driven without a mouse through [`shortcut`] (Enter presses the
+//! action the window is waiting for, Esc cancels, Ctrl+O opens the folder dialog, …; Tab
+//! moves between the text fields). Colours follow the system's light/dark setting unless the
+//! user picks one. Under the autopilot with `FERRY_APP_SHOTS=DIR`, the app saves a screenshot
+//! of each [`Stage`] it reaches (the end-to-end script's pictures).
 
 pub mod backup;
 pub mod destination;
@@ -15,7 +21,8 @@ pub mod work;
 
 use std::path::PathBuf;
 
-use iced::widget::{column, container, rule, scrollable, text};
+use iced::keyboard::{self, key::Named, Key, Modifiers};
+use iced::widget::{button, column, container, row, rule, scrollable, text};
 use iced::{Element, Length, Subscription, Task, Theme};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +36,127 @@ use crate::work::{DeviceUpdate, MuxKey, PairUpdate, SyncUpdate};
 pub const DEST_ENV: &str = "FERRY_APP_DEST";
 /// Environment variable that turns the autopilot on (`1`).
 pub const AUTOPILOT_ENV: &str = "FERRY_APP_AUTOPILOT";
+/// Environment variable naming a folder for one screenshot per [`Stage`] (with the autopilot).
+pub const SHOTS_ENV: &str = "FERRY_APP_SHOTS";
+
+/// Where the app is, as one word: what the end-to-end script photographs and waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// usbmuxd cannot be reached.
+    NoUsbmuxd,
+    /// No phone connected.
+    NoPhone,
+    /// Asking the phone whether it trusts us.
+    Checking,
+    /// The phone does not trust this computer: instruction and Trust button.
+    TrustNeeded,
+    /// Waiting for "Trust" to be tapped on the phone.
+    TrustPending,
+    /// Reading the library.
+    Scanning,
+    /// The library summary, with the backup folder still to choose or set up.
+    Library,
+    /// Everything ready: Sync can be pressed.
+    Ready,
+    /// The sync is starting (no progress yet).
+    Starting,
+    /// The sync is copying, with progress.
+    Syncing,
+    /// Another Ferry run holds the folder; the sync waits.
+    WaitingForFolder,
+    /// The result of a run.
+    Result,
+    /// The phone went away mid-run.
+    Interrupted,
+    /// The sync could not start.
+    Failed,
+}
+
+impl Stage {
+    /// The stage's name (file names of the screenshots, the log).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::NoUsbmuxd => "no-usbmuxd",
+            Stage::NoPhone => "no-phone",
+            Stage::Checking => "checking",
+            Stage::TrustNeeded => "trust-needed",
+            Stage::TrustPending => "trust-pending",
+            Stage::Scanning => "scanning",
+            Stage::Library => "library",
+            Stage::Ready => "ready",
+            Stage::Starting => "starting",
+            Stage::Syncing => "syncing",
+            Stage::WaitingForFolder => "waiting-for-folder",
+            Stage::Result => "result",
+            Stage::Interrupted => "interrupted",
+            Stage::Failed => "failed",
+        }
+    }
+
+    /// Worth a screenshot: the stages a person sees for more than a blink.
+    pub fn pictured(self) -> bool {
+        !matches!(self, Stage::Checking | Stage::Scanning | Stage::Starting)
+    }
+}
+
+/// What a key press asks for (see [`shortcut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortcut {
+    /// Enter: the action the window is waiting for (Trust, set up the folder, Sync).
+    Primary,
+    /// Esc: cancel pairing, a sync or the wait for the folder.
+    Cancel,
+    /// Ctrl+O: the folder dialog.
+    ChooseFolder,
+    /// Ctrl+Shift+O: open the backup folder in the file manager.
+    OpenBackup,
+    /// Ctrl+R or F5: read the library again.
+    Rescan,
+    /// Tab: the next text field.
+    NextField,
+    /// Shift+Tab: the previous text field.
+    PreviousField,
+}
+
+/// The keyboard map (Ctrl is Cmd on macOS). Only keys no widget used reach it, so typing in
+/// a text field never triggers a shortcut.
+pub fn shortcut(key: &Key, mods: Modifiers) -> Option<Shortcut> {
+    match key.as_ref() {
+        Key::Named(Named::Enter) if mods.is_empty() => Some(Shortcut::Primary),
+        Key::Named(Named::Escape) => Some(Shortcut::Cancel),
+        Key::Named(Named::Tab) if mods.shift() => Some(Shortcut::PreviousField),
+        Key::Named(Named::Tab) => Some(Shortcut::NextField),
+        Key::Named(Named::F5) => Some(Shortcut::Rescan),
+        Key::Character(c) if mods.command() => match c.to_lowercase().as_str() {
+            "o" if mods.shift() => Some(Shortcut::OpenBackup),
+            "o" => Some(Shortcut::ChooseFolder),
+            "r" => Some(Shortcut::Rescan),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn key_message(ev: keyboard::Event) -> Option<Message> {
+    match ev {
+        keyboard::Event::KeyPressed { key, modifiers, .. } => {
+            shortcut(&key, modifiers).map(Message::Key)
+        }
+        _ => None,
+    }
+}
+
+/// A screenshot waiting for its stage to be drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingShot {
+    /// The stage.
+    pub stage: Stage,
+    /// Frames drawn since the stage began.
+    pub frames: u8,
+}
+
+/// Frames to let pass before the picture: the first redraw after the change draws the stage.
+const SHOT_FRAMES: u8 = 2;
 
 /// Everything the app knows.
 #[derive(Debug)]
@@ -49,13 +177,23 @@ pub struct App {
     pub fetch_plan: Option<ferry_sync::fetchplan::FetchPlan>,
     /// Past runs of this phone into this folder, newest first.
     pub history: Vec<work::PastRun>,
-    /// Cancels pairing or a sync.
+    /// Other connected phones (the window shows one at a time; these can be switched to).
+    pub others: Vec<ferry_device::UsbDevice>,
+    /// The UDID whose library, plan and history the window shows (kept across a replug).
+    shown: Option<String>,
+    /// Cancels pairing, a sync or the wait for the folder.
     cancel: Option<CancellationToken>,
-    /// Dark theme.
-    pub dark: bool,
     /// Press the primary button of every state by itself (`FERRY_APP_AUTOPILOT=1`): for the
     /// end-to-end script under Xvfb; the same Messages a click would send.
     pub autopilot: bool,
+    /// Save a screenshot of each stage here (`FERRY_APP_SHOTS`).
+    pub shots: Option<PathBuf>,
+    /// The stage after the last update.
+    pub stage: Stage,
+    /// Stages already photographed, in order.
+    pub shots_taken: Vec<Stage>,
+    /// The screenshot being waited for.
+    pub shot_pending: Option<PendingShot>,
 }
 
 /// Everything that can happen.
@@ -89,8 +227,16 @@ pub enum Message {
     OpenFolder,
     /// Something finished that needs no state change.
     Noop,
-    /// Light/dark.
-    ToggleTheme,
+    /// A keyboard shortcut.
+    Key(Shortcut),
+    /// Switch the window to another connected phone (by UDID).
+    SwitchPhone(String),
+    /// The backup folder is free again (or the wait was cancelled).
+    DestFree(Result<(), work::Failure>),
+    /// A frame was drawn (only listened to while a screenshot waits).
+    Frame,
+    /// A screenshot was saved (or why not).
+    ShotSaved(Stage, Result<PathBuf, work::Failure>),
     /// Settings part.
     Settings(settings::Message),
     /// Saved settings read.
@@ -113,9 +259,14 @@ impl App {
             settings: settings::Settings::default(),
             fetch_plan: None,
             history: Vec::new(),
+            others: Vec::new(),
+            shown: None,
             cancel: None,
-            dark: false,
             autopilot: false,
+            shots: None,
+            stage: Stage::NoPhone,
+            shots_taken: Vec::new(),
+            shot_pending: None,
         }
     }
 
@@ -128,15 +279,22 @@ impl App {
         };
         let mut app = App::new(MuxKey::from_env());
         app.autopilot = std::env::var_os(AUTOPILOT_ENV).is_some_and(|v| v == "1");
+        app.shots = std::env::var_os(SHOTS_ENV)
+            .filter(|_| app.autopilot)
+            .map(PathBuf::from);
         let settings = Task::perform(work::load_settings(None), |s| {
             Message::SettingsLoaded(Box::new(s))
         });
         (app, Task::batch([first, settings]))
     }
 
-    /// What the autopilot would press now: Trust, "Set up this folder", Sync — each once the
-    /// state offers it.
+    /// What the autopilot would press now: Trust, then (with the library summary shown) "Set
+    /// up this folder", then Sync — each once the state offers it, and never while a
+    /// screenshot of the current stage is waiting.
     pub fn autopilot_next(&self) -> Option<Message> {
+        if self.shot_pending.is_some() {
+            return None;
+        }
         if let PhoneState::Connected {
             trust: TrustState::NotTrusted(f),
             ..
@@ -147,7 +305,10 @@ impl App {
             }
         }
         if let Some(Ok(i)) = &self.dest.info {
-            if !i.initialised && !self.dest.checking {
+            if !i.initialised
+                && !self.dest.checking
+                && matches!(self.library, LibraryState::Ready(_))
+            {
                 return Some(Message::Dest(destination::Message::Init));
             }
         }
@@ -163,6 +324,68 @@ impl App {
     /// The cancel token of the pairing or sync in flight (what Cancel fires).
     pub fn running_cancel(&self) -> Option<CancellationToken> {
         self.cancel.clone()
+    }
+
+    /// The action Enter presses: whatever the window is waiting for.
+    pub fn primary_action(&self) -> Option<Message> {
+        if let PhoneState::Connected {
+            trust: TrustState::NotTrusted(_),
+            ..
+        } = &self.phone
+        {
+            return Some(Message::Pair);
+        }
+        if let Some(Ok(i)) = &self.dest.info {
+            if !i.initialised && !self.dest.checking {
+                return Some(Message::Dest(destination::Message::Init));
+            }
+        }
+        if self.can_sync()
+            && !matches!(
+                self.sync,
+                SyncState::Running { .. } | SyncState::WaitingForFolder { .. }
+            )
+        {
+            return Some(Message::Sync);
+        }
+        None
+    }
+
+    /// Where the app is now.
+    pub fn current_stage(&self) -> Stage {
+        match &self.sync {
+            SyncState::Running { progress, .. } => {
+                return if progress.is_some() {
+                    Stage::Syncing
+                } else {
+                    Stage::Starting
+                }
+            }
+            SyncState::WaitingForFolder { .. } => return Stage::WaitingForFolder,
+            SyncState::Done { .. } => return Stage::Result,
+            SyncState::Interrupted { .. } => return Stage::Interrupted,
+            SyncState::Failed(_) => return Stage::Failed,
+            SyncState::Idle => {}
+        }
+        match &self.phone {
+            PhoneState::NoUsbmuxd(_) => Stage::NoUsbmuxd,
+            PhoneState::Waiting => Stage::NoPhone,
+            PhoneState::Connected { trust, .. } => match trust {
+                TrustState::Checking => Stage::Checking,
+                TrustState::NotTrusted(_) => Stage::TrustNeeded,
+                TrustState::Pairing(_) => Stage::TrustPending,
+                TrustState::Trusted => match &self.library {
+                    LibraryState::None | LibraryState::Scanning => Stage::Scanning,
+                    LibraryState::Ready(_) | LibraryState::Failed(_) => {
+                        if self.can_sync() {
+                            Stage::Ready
+                        } else {
+                            Stage::Library
+                        }
+                    }
+                },
+            },
+        }
     }
 
     fn device(&self) -> Option<&ferry_device::UsbDevice> {
@@ -181,6 +404,54 @@ impl App {
             && !matches!(self.sync, SyncState::Running { .. })
     }
 
+    /// Shows `dev` in the window (a new or replugged phone, or a switch): asks whether it
+    /// trusts us; what was shown for another phone is cleared.
+    fn show_phone(&mut self, dev: ferry_device::UsbDevice) -> Task<Message> {
+        if self.shown.as_deref() != Some(dev.udid.as_str()) {
+            self.library = LibraryState::None;
+            self.fetch_plan = None;
+            self.history.clear();
+            self.shown = Some(dev.udid.clone());
+        }
+        let id = dev.device_id;
+        self.phone = PhoneState::Connected {
+            dev: dev.clone(),
+            facts: None,
+            trust: TrustState::Checking,
+        };
+        Task::perform(work::inspect(self.mux.clone(), dev), move |r| {
+            Message::Inspected(id, r)
+        })
+    }
+
+    fn shortcut(&mut self, k: Shortcut) -> Task<Message> {
+        match k {
+            Shortcut::Primary => match self.primary_action() {
+                Some(m) => self.handle(m),
+                None => Task::none(),
+            },
+            Shortcut::Cancel => self.handle(Message::Cancel),
+            Shortcut::ChooseFolder => self.handle(Message::Dest(destination::Message::Choose)),
+            Shortcut::OpenBackup => self.handle(Message::OpenFolder),
+            Shortcut::Rescan => {
+                let trusted = matches!(
+                    self.phone,
+                    PhoneState::Connected {
+                        trust: TrustState::Trusted,
+                        ..
+                    }
+                );
+                if trusted && !matches!(self.library, LibraryState::Scanning) {
+                    self.survey()
+                } else {
+                    Task::none()
+                }
+            }
+            Shortcut::NextField => iced::widget::operation::focus_next(),
+            Shortcut::PreviousField => iced::widget::operation::focus_previous(),
+        }
+    }
+
     fn survey(&mut self) -> Task<Message> {
         let Some(dev) = self.device().cloned() else {
             return Task::none();
@@ -195,6 +466,18 @@ impl App {
     /// Handles one message. Never blocks: work is returned as a Task.
     pub fn update(&mut self, message: Message) -> Task<Message> {
         let task = self.handle(message);
+        let stage = self.current_stage();
+        if stage != self.stage {
+            self.stage = stage;
+            if self.autopilot {
+                println!("ferry-app: stage {}", stage.as_str());
+            }
+            if self.shots.is_some() {
+                // A stage left before its picture was taken is not photographed (it was a blink).
+                self.shot_pending = (stage.pictured() && !self.shots_taken.contains(&stage))
+                    .then_some(PendingShot { stage, frames: 0 });
+            }
+        }
         match self.autopilot.then(|| self.autopilot_next()).flatten() {
             Some(next) => Task::batch([task, Task::done(next)]),
             None => task,
@@ -206,25 +489,21 @@ impl App {
             Message::Device(DeviceUpdate::Attached(dev)) => {
                 if let PhoneState::Connected { dev: cur, .. } = &self.phone {
                     if cur.udid != dev.udid {
-                        return Task::none(); // one phone at a time: keep the first
+                        // Another phone: listed under the card, one switch away.
+                        self.others.retain(|o| o.udid != dev.udid);
+                        self.others.push(dev);
+                        return Task::none();
                     }
                 }
-                let id = dev.device_id;
-                self.phone = PhoneState::Connected {
-                    dev: dev.clone(),
-                    facts: None,
-                    trust: TrustState::Checking,
-                };
+                self.others.retain(|o| o.udid != dev.udid);
                 let resume = matches!(self.sync, SyncState::Interrupted { .. });
-                let inspect = Task::perform(work::inspect(self.mux.clone(), dev), move |r| {
-                    Message::Inspected(id, r)
-                });
                 if resume {
                     self.sync = SyncState::Idle;
                 }
-                inspect
+                self.show_phone(dev)
             }
             Message::Device(DeviceUpdate::Detached(id)) => {
+                self.others.retain(|o| o.device_id != id);
                 if self.device().is_some_and(|d| d.device_id == id) {
                     self.phone = PhoneState::Waiting;
                     if let SyncState::Running { .. } = self.sync {
@@ -233,9 +512,37 @@ impl App {
                                       nothing already copied is lost."
                                 .into(),
                         };
+                    } else if !self.others.is_empty() {
+                        // The shown phone left; another is still connected: show that one.
+                        let next = self.others.remove(0);
+                        self.sync = SyncState::Idle;
+                        return self.show_phone(next);
                     }
                 }
                 Task::none()
+            }
+            Message::SwitchPhone(udid) => {
+                if matches!(
+                    self.sync,
+                    SyncState::Running { .. } | SyncState::WaitingForFolder { .. }
+                ) || matches!(
+                    &self.phone,
+                    PhoneState::Connected {
+                        trust: TrustState::Pairing(_),
+                        ..
+                    }
+                ) {
+                    return Task::none(); // finish or cancel the current work first
+                }
+                let Some(i) = self.others.iter().position(|o| o.udid == udid) else {
+                    return Task::none();
+                };
+                let next = self.others.remove(i);
+                if let Some(cur) = self.device().cloned() {
+                    self.others.insert(0, cur);
+                }
+                self.sync = SyncState::Idle;
+                self.show_phone(next)
             }
             Message::Device(DeviceUpdate::MuxDown(f)) => {
                 if !matches!(self.phone, PhoneState::Connected { .. }) {
@@ -331,6 +638,11 @@ impl App {
                 destination::Action::Init(p) => {
                     Task::perform(work::init_dest(p), Message::DestInspected)
                 }
+                destination::Action::Choose(start) => {
+                    Task::perform(work::choose_folder(start), |p| {
+                        Message::Dest(destination::Message::Chosen(p))
+                    })
+                }
             },
             Message::DestInspected(r) => {
                 self.dest.checking = false;
@@ -364,6 +676,15 @@ impl App {
                 };
                 let cancel = CancellationToken::new();
                 self.cancel = Some(cancel.clone());
+                if let Some(Ok(work::DestInfo {
+                    busy: Some(holder), ..
+                })) = &self.dest.info
+                {
+                    self.sync = SyncState::WaitingForFolder {
+                        holder: holder.clone(),
+                    };
+                    return Task::perform(work::wait_for_dest(dest, cancel), Message::DestFree);
+                }
                 self.sync = SyncState::Running {
                     phase: "Starting".into(),
                     progress: None,
@@ -387,6 +708,21 @@ impl App {
                     return Task::none();
                 }
                 self.cancel = None;
+                if let SyncState::Failed(f) = &self.sync {
+                    if f.kind == "busy" {
+                        // Another run took the folder between the check and the start: wait.
+                        let holder = f.message.clone();
+                        if let Some(dest) = self.dest.ready() {
+                            let cancel = CancellationToken::new();
+                            self.cancel = Some(cancel.clone());
+                            self.sync = SyncState::WaitingForFolder { holder };
+                            return Task::perform(
+                                work::wait_for_dest(dest, cancel),
+                                Message::DestFree,
+                            );
+                        }
+                    }
+                }
                 if let SyncState::Done { report, .. } = &self.sync {
                     // Pure computation on the report: which iCloud-only originals fit the phone.
                     self.fetch_plan = Some(ferry_sync::fetchplan::build(
@@ -412,16 +748,58 @@ impl App {
                 None => Task::none(),
             },
             Message::Noop => Task::none(),
-            Message::ToggleTheme => {
-                self.dark = !self.dark;
-                self.settings.dark = self.dark;
+            Message::DestFree(r) => {
+                if !matches!(self.sync, SyncState::WaitingForFolder { .. }) {
+                    return Task::none();
+                }
+                self.cancel = None;
+                self.sync = SyncState::Idle;
+                if let Some(Ok(i)) = &mut self.dest.info {
+                    i.busy = None;
+                }
+                match r {
+                    Ok(()) => self.handle(Message::Sync),
+                    Err(_) => Task::none(),
+                }
+            }
+            Message::Key(k) => self.shortcut(k),
+            Message::Frame => {
+                let Some(p) = &mut self.shot_pending else {
+                    return Task::none();
+                };
+                p.frames = p.frames.saturating_add(1);
+                if p.frames != SHOT_FRAMES {
+                    return Task::none();
+                }
+                let stage = p.stage;
+                let Some(dir) = self.shots.clone() else {
+                    return Task::none();
+                };
+                let n = self.shots_taken.len() + 1;
+                let path = dir.join(format!("{n:02}-{}.png", stage.as_str()));
+                iced::window::latest()
+                    .and_then(iced::window::screenshot)
+                    .then(move |shot| {
+                        Task::perform(work::save_screenshot(shot, path.clone()), move |r| {
+                            Message::ShotSaved(stage, r)
+                        })
+                    })
+            }
+            Message::ShotSaved(stage, r) => {
+                match &r {
+                    Ok(p) => println!("ferry-app: screenshot {}", p.display()),
+                    Err(f) => eprintln!("ferry-app: {} — {}", f.message, f.hint),
+                }
+                self.shots_taken.push(stage);
+                if self.shot_pending.as_ref().is_some_and(|p| p.stage == stage) {
+                    self.shot_pending = None;
+                }
                 Task::none()
             }
             Message::Settings(m) => match self.settings.update(m) {
                 settings::Action::None => Task::none(),
-                settings::Action::Dark(b) => {
-                    self.dark = b;
-                    Task::none()
+                settings::Action::Appearance(a) => {
+                    Task::perform(work::save_appearance(a), |_| Message::Noop)
                 }
                 settings::Action::Apply(req) => Task::perform(
                     work::apply_settings(
@@ -433,9 +811,7 @@ impl App {
                 ),
             },
             Message::SettingsLoaded(s) => {
-                let dark = self.settings.dark;
                 self.settings = *s;
-                self.settings.dark = dark;
                 Task::none()
             }
             Message::SettingsApplied(r) => {
@@ -458,6 +834,7 @@ impl App {
         let content = column![
             text("Ferry").size(26),
             phone::view(&self.phone),
+            self.others_view(),
             rule::horizontal(1),
             library::view(&self.library),
             rule::horizontal(1),
@@ -468,6 +845,12 @@ impl App {
             backup::history_view(&self.history),
             rule::horizontal(1),
             self.settings.view().map(Message::Settings),
+            text(
+                "Keys: Enter — the highlighted step · Esc — cancel · Ctrl+O — choose folder · \
+                 Ctrl+R — read the library again · Ctrl+Shift+O — open backup folder · Tab — \
+                 next field"
+            )
+            .size(12),
         ]
         .spacing(14)
         .padding(20);
@@ -477,17 +860,58 @@ impl App {
             .into()
     }
 
-    /// The phone watcher runs for the app's whole life.
-    pub fn subscription(&self) -> Subscription<Message> {
-        Subscription::run_with(self.mux.clone(), work::watch_devices).map(Message::Device)
+    /// The other connected phones, each with a switch.
+    fn others_view(&self) -> Element<'_, Message> {
+        if self.others.is_empty() {
+            return column![].into();
+        }
+        let busy = matches!(
+            self.sync,
+            SyncState::Running { .. } | SyncState::WaitingForFolder { .. }
+        );
+        let mut col = column![text(format!(
+            "{} more iPhone(s) connected{}:",
+            self.others.len(),
+            if busy {
+                " (switch when this backup has finished)"
+            } else {
+                ""
+            }
+        ))]
+        .spacing(4);
+        for o in &self.others {
+            col = col.push(
+                row![
+                    text(format!("iPhone {}", o.udid)).size(13),
+                    button("Show this iPhone")
+                        .on_press_maybe((!busy).then(|| Message::SwitchPhone(o.udid.clone()))),
+                ]
+                .spacing(8),
+            );
+        }
+        col.into()
     }
 
-    /// Light or dark.
-    pub fn theme(&self) -> Theme {
-        if self.dark {
-            Theme::Dark
-        } else {
-            Theme::Light
+    /// The phone watcher runs for the app's whole life; keys are always listened to; frames
+    /// only while a screenshot waits for its stage to be drawn.
+    pub fn subscription(&self) -> Subscription<Message> {
+        let mut subs = vec![
+            Subscription::run_with(self.mux.clone(), work::watch_devices).map(Message::Device),
+            keyboard::listen().filter_map(key_message),
+        ];
+        if self.shot_pending.is_some() {
+            subs.push(iced::window::frames().map(|_| Message::Frame));
+        }
+        Subscription::batch(subs)
+    }
+
+    /// The colours: the user's choice, or `None` to follow the system's light/dark setting
+    /// (iced reads it: the XDG settings portal on Linux, the window's appearance on macOS).
+    pub fn theme(&self) -> Option<Theme> {
+        match self.settings.appearance {
+            ferry_config::Appearance::System => None,
+            ferry_config::Appearance::Light => Some(Theme::Light),
+            ferry_config::Appearance::Dark => Some(Theme::Dark),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Settings: the nightly mirror (on/off and time, through `ferry-config`'s schedule: a systemd
 //! user timer or a launchd agent), back up on plug-in (a `ferry watch` service), hidden photos
-//! for this phone, and dark mode. Applying runs as a Task in the root.
+//! for this phone, and the appearance (follow the system's light/dark, or choose). Applying runs as a Task in the root.
 
+use ferry_config::Appearance;
 use iced::widget::{button, checkbox, column, row, text, text_input};
 use iced::Element;
 
@@ -16,8 +17,8 @@ pub enum Message {
     OnPlug(bool),
     /// Include hidden photos.
     Hidden(bool),
-    /// Dark mode.
-    Dark(bool),
+    /// Light, dark or the system's.
+    Appearance(Appearance),
     /// "Apply".
     Apply,
 }
@@ -42,8 +43,8 @@ pub enum Action {
     None,
     /// Apply these settings.
     Apply(Request),
-    /// Switch the theme.
-    Dark(bool),
+    /// Switch the colours (and remember the choice).
+    Appearance(Appearance),
 }
 
 /// The settings' state.
@@ -57,8 +58,8 @@ pub struct Settings {
     pub on_plug: bool,
     /// Hidden photos included.
     pub include_hidden: bool,
-    /// Dark mode.
-    pub dark: bool,
+    /// Light, dark or the system's (applies at once; kept in the config's `[app]`).
+    pub appearance: Appearance,
     /// Applying.
     pub applying: bool,
     /// The last apply's outcome, for people.
@@ -72,7 +73,7 @@ impl Default for Settings {
             at: "02:30".into(),
             on_plug: false,
             include_hidden: true,
-            dark: false,
+            appearance: Appearance::System,
             applying: false,
             status: None,
         }
@@ -87,9 +88,9 @@ impl Settings {
             Message::At(s) => self.at = s,
             Message::OnPlug(b) => self.on_plug = b,
             Message::Hidden(b) => self.include_hidden = b,
-            Message::Dark(b) => {
-                self.dark = b;
-                return Action::Dark(b);
+            Message::Appearance(a) => {
+                self.appearance = a;
+                return Action::Appearance(a);
             }
             Message::Apply => {
                 if self.nightly && self.at.parse::<ferry_config::TimeOfDay>().is_err() {
@@ -112,6 +113,21 @@ impl Settings {
         Action::None
     }
 
+    /// One choice of the colours (the chosen one highlighted). Buttons rather than radios:
+    /// iced 0.14's radio does not expose its label to widget operations, so neither
+    /// `iced_test` nor assistive tooling can find it.
+    fn appearance_button(&self, label: &'static str, a: Appearance) -> Element<'_, Message> {
+        let style = if self.appearance == a {
+            button::primary
+        } else {
+            button::secondary
+        };
+        button(label)
+            .style(style)
+            .on_press(Message::Appearance(a))
+            .into()
+    }
+
     /// Draws the settings.
     pub fn view(&self) -> Element<'_, Message> {
         let mut col = column![
@@ -131,9 +147,13 @@ impl Settings {
             checkbox(self.include_hidden)
                 .label("Include hidden photos")
                 .on_toggle(Message::Hidden),
-            checkbox(self.dark)
-                .label("Dark mode")
-                .on_toggle(Message::Dark),
+            row![
+                text("Colours:"),
+                self.appearance_button("Like the system", Appearance::System),
+                self.appearance_button("Light", Appearance::Light),
+                self.appearance_button("Dark", Appearance::Dark),
+            ]
+            .spacing(8),
             button(if self.applying {
                 "Applying…"
             } else {

@@ -316,10 +316,11 @@ pub struct DestInfo {
     pub fs: String,
     /// FAT32: files of 4 GiB or more cannot be stored.
     pub fat32: bool,
+    /// Another Ferry run holds the folder right now: who ("pid 42 host nas since …").
+    pub busy: Option<String>,
 }
 
-/// Looks at a folder (exists? marker? file system? free space?). Whether another Ferry run
-/// holds it shows when the sync opens it.
+/// Looks at a folder (exists? marker? file system? free space? another Ferry run using it?).
 pub async fn inspect_dest(path: PathBuf) -> Result<DestInfo, Failure> {
     blocking(move || inspect_dest_blocking(&path)).await
 }
@@ -342,7 +343,46 @@ fn inspect_dest_blocking(path: &Path) -> Result<DestInfo, Failure> {
             .map(|k| k.as_str().to_string())
             .unwrap_or_else(|| "unknown".into()),
         fat32: kind.is_some_and(|k| k.max_file_size().is_some()),
+        busy: if initialised {
+            ferry_archive::destination_holder(path)
+        } else {
+            None
+        },
     })
+}
+
+/// Waits until no other Ferry run holds `dest` (checked every 2 s: the holder is another
+/// process, whose lock release nothing announces). `Ok(())` when free, `Err` when cancelled.
+pub async fn wait_for_dest(dest: PathBuf, cancel: CancellationToken) -> Result<(), Failure> {
+    loop {
+        let d = dest.clone();
+        let held = tokio::task::spawn_blocking(move || ferry_archive::destination_holder(&d))
+            .await
+            .ok()
+            .flatten();
+        if held.is_none() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(Failure {
+                kind: "cancelled".into(),
+                message: "stopped waiting for the backup folder".into(),
+                hint: "press Sync when the other run has finished".into(),
+            }),
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// The system's folder dialog (xdg-desktop-portal, else zenity, on Linux; the native panel on
+/// macOS), starting in `start`. `None` when the user cancels or no dialog is available: the
+/// path field stays usable either way.
+pub async fn choose_folder(start: Option<PathBuf>) -> Option<PathBuf> {
+    let mut d = rfd::AsyncFileDialog::new().set_title("Choose the backup folder");
+    if let Some(s) = start.filter(|s| s.is_dir()) {
+        d = d.set_directory(s);
+    }
+    d.pick_folder().await.map(|h| h.path().to_path_buf())
 }
 
 /// Sets a folder up as a Ferry archive.
@@ -467,6 +507,7 @@ pub async fn load_settings(udid: Option<String>) -> crate::settings::Settings {
                     s.at = at.to_string();
                 }
                 s.on_plug = l.config.nightly.on_plug;
+                s.appearance = l.config.app.appearance;
                 if let Some(u) = &udid {
                     s.include_hidden = l.config.include_hidden_for(u);
                 }
@@ -560,6 +601,49 @@ fn apply_settings_blocking(
         message: e.to_string(),
         hint: "the settings were saved; see docs/nightly.md".into(),
     })
+}
+
+/// Remembers the app's colours in the config (`[app] appearance`).
+pub async fn save_appearance(a: ferry_config::Appearance) -> Result<(), Failure> {
+    blocking(move || {
+        let file = ferry_config::dirs::config_file().ok_or_else(|| cfg_err("HOME is not set"))?;
+        let mut loaded = ferry_config::config::load(&file).map_err(cfg_err)?;
+        if loaded.config.app.appearance == a {
+            return Ok(());
+        }
+        loaded.config.app.appearance = a;
+        ferry_config::config::save(&loaded.config, &file).map_err(cfg_err)
+    })
+    .await
+}
+
+/// Saves a window screenshot as PNG (temp → rename, so a watcher never sees half a file).
+pub async fn save_screenshot(
+    shot: iced::window::Screenshot,
+    path: PathBuf,
+) -> Result<PathBuf, Failure> {
+    blocking(move || {
+        let fail = |e: &dyn std::fmt::Display| Failure {
+            kind: "screenshot".into(),
+            message: format!("cannot save {}: {e}", path.display()),
+            hint: "check that the screenshot folder exists and is writable".into(),
+        };
+        let tmp = path.with_extension("png.tmp");
+        let file = std::fs::File::create(&tmp).map_err(|e| fail(&e))?;
+        let mut enc = png::Encoder::new(
+            std::io::BufWriter::new(file),
+            shot.size.width,
+            shot.size.height,
+        );
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header().map_err(|e| fail(&e))?;
+        w.write_image_data(&shot.rgba).map_err(|e| fail(&e))?;
+        w.finish().map_err(|e| fail(&e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| fail(&e))?;
+        Ok(path)
+    })
+    .await
 }
 
 /// One past run, for the history list.

@@ -97,6 +97,7 @@ fn dest_info(initialised: bool) -> DestInfo {
         free_bytes: Some(500_000_000_000),
         fs: "ext4".into(),
         fat32: false,
+        busy: None,
     }
 }
 
@@ -399,8 +400,14 @@ fn a_stalled_phone_does_not_freeze_the_app_and_cancel_ends_the_run() {
             first.is_err(),
             "the run ended although the phone is stalled"
         );
-        let _ = a.update(Message::ToggleTheme);
-        assert!(a.dark, "update still runs while the phone hangs");
+        let _ = a.update(Message::Settings(ferry_app::settings::Message::Appearance(
+            ferry_config::Appearance::Dark,
+        )));
+        assert_eq!(
+            a.theme(),
+            Some(iced::Theme::Dark),
+            "update still runs while the phone hangs"
+        );
         // Cancel: the run ends promptly, and the app shows it.
         let _ = a.update(Message::Cancel);
         let done = tokio::time::timeout(Duration::from_secs(20), async {
@@ -444,6 +451,11 @@ fn autopilot_presses_trust_set_up_and_sync_once_each() {
     );
     let _ = a.update(Message::Inspected(1, Ok((facts(), Trust::Trusted))));
     let _ = a.update(Message::DestInspected(Ok(dest_info(false))));
+    assert!(
+        a.autopilot_next().is_none(),
+        "the library summary comes first, then the folder is set up"
+    );
+    let _ = a.update(Message::Surveyed(Ok(summary())));
     assert!(matches!(
         a.autopilot_next(),
         Some(Message::Dest(ferry_app::destination::Message::Init))
@@ -453,7 +465,7 @@ fn autopilot_presses_trust_set_up_and_sync_once_each() {
     let _ = a.update(Message::DestInspected(Ok(dest_info(true))));
     assert!(
         a.autopilot_next().is_none(),
-        "no summary yet: Sync waits for it"
+        "the library is read again against the folder: Sync waits for it"
     );
     let _ = a.update(Message::Surveyed(Ok(summary())));
     assert!(matches!(a.autopilot_next(), Some(Message::Sync)));
@@ -520,8 +532,337 @@ fn result_shows_the_fetch_plan_and_settings_validate_before_applying() {
     let _ = a.update(Message::SettingsApplied(Ok("installed".into())));
     assert!(!a.settings.applying);
     assert!(shows_settings(&a, "installed"));
-    for m in click_settings(&a, "Dark mode") {
+    assert_eq!(a.theme(), None, "by default the colours follow the system");
+    for m in click_settings(&a, "Dark") {
         let _ = a.update(m);
     }
-    assert!(a.dark);
+    assert_eq!(a.theme(), Some(iced::Theme::Dark));
+    for m in click_settings(&a, "Like the system") {
+        let _ = a.update(m);
+    }
+    assert_eq!(a.theme(), None);
+}
+
+fn other_dev(id: u32) -> UsbDevice {
+    UsbDevice {
+        udid: "00008030-000A1B2C3D4E5F60".into(),
+        ..dev(id)
+    }
+}
+
+#[test]
+fn the_stages_of_the_main_path_in_order_and_the_autopilot_waits_for_each_picture() {
+    let shots = tempfile::tempdir().unwrap();
+    let mut a = app();
+    a.autopilot = true;
+    a.shots = Some(shots.path().to_path_buf());
+    let mut seen = vec![a.current_stage()];
+    let mut step = |a: &mut App, m: Message| {
+        let _ = a.update(m);
+        if seen.last() != Some(&a.current_stage()) {
+            seen.push(a.current_stage());
+        }
+        // Stand in for the runtime: the stage was drawn and photographed.
+        if let Some(p) = a.shot_pending.clone() {
+            assert_eq!(p.stage, a.current_stage());
+            assert!(
+                a.autopilot_next().is_none(),
+                "the autopilot waits for the picture of {:?}",
+                p.stage
+            );
+            let _ = a.update(Message::Frame);
+            let _ = a.update(Message::Frame);
+            let _ = a.update(Message::ShotSaved(p.stage, Ok(PathBuf::from("x.png"))));
+            assert!(a.shot_pending.is_none());
+        }
+    };
+    step(&mut a, Message::Device(DeviceUpdate::Attached(dev(1))));
+    step(
+        &mut a,
+        Message::Inspected(1, Ok((facts(), Trust::Not(not_paired())))),
+    );
+    assert!(matches!(a.autopilot_next(), Some(Message::Pair)));
+    step(&mut a, Message::Pair);
+    step(&mut a, Message::Pairing(work::PairUpdate::Done(Ok(()))));
+    step(&mut a, Message::Inspected(1, Ok((facts(), Trust::Trusted))));
+    step(&mut a, Message::DestInspected(Ok(dest_info(false))));
+    step(&mut a, Message::Surveyed(Ok(summary())));
+    step(&mut a, Message::Dest(ferry_app::destination::Message::Init));
+    step(&mut a, Message::DestInspected(Ok(dest_info(true))));
+    step(&mut a, Message::Surveyed(Ok(summary())));
+    step(&mut a, Message::Sync);
+    step(
+        &mut a,
+        Message::Syncing(SyncUpdate::Event(ferry_sync::Event::Progress(
+            ferry_sync::Progress::default(),
+        ))),
+    );
+    step(
+        &mut a,
+        Message::Syncing(SyncUpdate::Done(Ok((Box::new(report()), None)))),
+    );
+    use ferry_app::Stage::*;
+    assert_eq!(
+        seen,
+        vec![
+            NoPhone,
+            Checking,
+            TrustNeeded,
+            TrustPending,
+            Checking,
+            Scanning,
+            Library,
+            Scanning,
+            Ready,
+            Starting,
+            Syncing,
+            Result
+        ]
+    );
+    assert_eq!(
+        a.shots_taken,
+        vec![TrustNeeded, TrustPending, Library, Ready, Syncing, Result],
+        "every stage a person sees is photographed once, blinks are not"
+    );
+}
+
+#[test]
+fn the_keyboard_map() {
+    use ferry_app::{shortcut, Shortcut};
+    use iced::keyboard::{key::Named, Key, Modifiers};
+    let ch = |c: &str| Key::Character(c.into());
+    let none = Modifiers::empty();
+    assert_eq!(
+        shortcut(&Key::Named(Named::Enter), none),
+        Some(Shortcut::Primary)
+    );
+    assert_eq!(shortcut(&Key::Named(Named::Enter), Modifiers::CTRL), None);
+    assert_eq!(
+        shortcut(&Key::Named(Named::Escape), none),
+        Some(Shortcut::Cancel)
+    );
+    assert_eq!(
+        shortcut(&Key::Named(Named::Tab), none),
+        Some(Shortcut::NextField)
+    );
+    assert_eq!(
+        shortcut(&Key::Named(Named::Tab), Modifiers::SHIFT),
+        Some(Shortcut::PreviousField)
+    );
+    assert_eq!(
+        shortcut(&Key::Named(Named::F5), none),
+        Some(Shortcut::Rescan)
+    );
+    let cmd = Modifiers::COMMAND;
+    assert_eq!(shortcut(&ch("o"), cmd), Some(Shortcut::ChooseFolder));
+    assert_eq!(
+        shortcut(&ch("O"), cmd | Modifiers::SHIFT),
+        Some(Shortcut::OpenBackup)
+    );
+    assert_eq!(shortcut(&ch("r"), cmd), Some(Shortcut::Rescan));
+    assert_eq!(shortcut(&ch("o"), none), None, "plain letters are text");
+    assert_eq!(shortcut(&ch("x"), cmd), None);
+}
+
+#[test]
+fn the_whole_backup_without_a_mouse() {
+    use ferry_app::Shortcut;
+    let mut a = app();
+    let _ = a.update(Message::Device(DeviceUpdate::Attached(dev(1))));
+    let _ = a.update(Message::Inspected(
+        1,
+        Ok((facts(), Trust::Not(not_paired()))),
+    ));
+    let _ = a.update(Message::Key(Shortcut::Primary));
+    assert!(
+        matches!(
+            a.phone,
+            PhoneState::Connected {
+                trust: TrustState::Pairing(_),
+                ..
+            }
+        ),
+        "Enter presses Trust"
+    );
+    let pairing = a.running_cancel().expect("pairing can be cancelled");
+    let _ = a.update(Message::Key(Shortcut::Cancel));
+    assert!(pairing.is_cancelled(), "Esc cancels pairing");
+    let _ = a.update(Message::Inspected(1, Ok((facts(), Trust::Trusted))));
+    let _ = a.update(Message::Surveyed(Ok(summary())));
+    let _ = a.update(Message::Key(Shortcut::ChooseFolder));
+    assert!(a.dest.choosing, "Ctrl+O opens the folder dialog");
+    let _ = a.update(Message::Dest(ferry_app::destination::Message::Chosen(
+        Some(PathBuf::from("/tmp/backup")),
+    )));
+    assert!(!a.dest.choosing);
+    assert_eq!(a.dest.path_input, "/tmp/backup");
+    assert!(a.dest.checking, "the chosen folder is checked");
+    let _ = a.update(Message::DestInspected(Ok(dest_info(false))));
+    let _ = a.update(Message::Key(Shortcut::Primary));
+    assert!(a.dest.checking, "Enter sets the folder up");
+    let _ = a.update(Message::DestInspected(Ok(dest_info(true))));
+    let _ = a.update(Message::Surveyed(Ok(summary())));
+    let _ = a.update(Message::Key(Shortcut::Primary));
+    assert!(
+        matches!(a.sync, SyncState::Running { .. }),
+        "Enter starts the sync"
+    );
+    let run = a.running_cancel().expect("a sync can be cancelled");
+    let _ = a.update(Message::Key(Shortcut::Primary));
+    assert!(!run.is_cancelled(), "Enter during a sync does nothing");
+    let _ = a.update(Message::Key(Shortcut::Cancel));
+    assert!(run.is_cancelled(), "Esc cancels the sync");
+}
+
+#[test]
+fn the_folder_dialog_fills_the_path_and_a_cancelled_dialog_changes_nothing() {
+    let mut a = ready_app();
+    for m in click(&a, "Choose…") {
+        let _ = a.update(m);
+    }
+    assert!(a.dest.choosing);
+    assert!(shows(&a, "Choosing…"), "one dialog at a time");
+    let _ = a.update(Message::Dest(ferry_app::destination::Message::Chosen(None)));
+    assert!(!a.dest.choosing);
+    assert_eq!(
+        a.dest.info,
+        Some(Ok(dest_info(true))),
+        "cancelled: the folder stays"
+    );
+    assert!(a.can_sync());
+}
+
+#[test]
+fn a_folder_in_use_by_another_run_is_waited_for_then_the_sync_starts() {
+    let mut a = ready_app();
+    let holder = "pid 4242 host nas since 2026-11-22T02:30:00.000Z";
+    let _ = a.update(Message::DestInspected(Ok(DestInfo {
+        busy: Some(holder.into()),
+        ..dest_info(true)
+    })));
+    assert!(shows(
+        &a,
+        &format!(
+            "Another Ferry run is using this folder right now ({holder}). Sync waits for it and then starts by itself."
+        )
+    ));
+    assert!(a.can_sync(), "Sync can be pressed: it waits");
+    for m in click(&a, "Sync") {
+        let _ = a.update(m);
+    }
+    assert!(matches!(a.sync, SyncState::WaitingForFolder { .. }));
+    assert_eq!(a.current_stage(), ferry_app::Stage::WaitingForFolder);
+    assert!(shows(&a, &format!("Another Ferry backup is using this folder right now ({holder}) — the nightly mirror or a `ferry sync` in a terminal. Your backup starts by itself as soon as it finishes.")));
+    let _ = a.update(Message::DestFree(Ok(())));
+    assert!(
+        matches!(a.sync, SyncState::Running { .. }),
+        "the folder is free: the sync starts by itself"
+    );
+
+    // A run that took the folder between the check and the start: also waited for.
+    let _ = a.update(Message::Syncing(SyncUpdate::Done(Err(Failure {
+        kind: "busy".into(),
+        message: "another Ferry run holds this destination (pid 7)".into(),
+        hint: "wait".into(),
+    }))));
+    assert!(matches!(a.sync, SyncState::WaitingForFolder { .. }));
+    let wait = a.running_cancel().expect("the wait can be cancelled");
+    for m in click(&a, "Cancel") {
+        let _ = a.update(m);
+    }
+    assert!(wait.is_cancelled());
+    let _ = a.update(Message::DestFree(Err(Failure {
+        kind: "cancelled".into(),
+        message: "stopped waiting".into(),
+        hint: String::new(),
+    })));
+    assert!(matches!(a.sync, SyncState::Idle));
+}
+
+/// The real wait against a real lock held by an open archive in this process.
+#[test]
+fn wait_for_dest_returns_when_the_other_run_lets_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("backup");
+    ferry_archive::Archive::init(&dest).unwrap();
+    let held =
+        ferry_archive::Archive::open(&dest, ferry_archive::ArchiveOptions::default()).unwrap();
+    assert!(ferry_archive::destination_holder(&dest).is_some());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let mut wait = Box::pin(work::wait_for_dest(dest.clone(), cancel.clone()));
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut wait).await;
+        assert!(early.is_err(), "returned while the folder is held");
+        drop(held);
+        let r = tokio::time::timeout(Duration::from_secs(10), &mut wait)
+            .await
+            .expect("the wait did not notice the release");
+        assert!(r.is_ok(), "{r:?}");
+        // And a cancelled wait ends at once with `cancelled`.
+        let _again =
+            ferry_archive::Archive::open(&dest, ferry_archive::ArchiveOptions::default()).unwrap();
+        cancel.cancel();
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            work::wait_for_dest(dest.clone(), cancel),
+        )
+        .await
+        .expect("a cancelled wait ends");
+        assert_eq!(r.map_err(|f| f.kind), Err("cancelled".to_string()));
+    });
+}
+
+#[test]
+fn two_phones_one_shown_the_other_a_switch_away() {
+    let mut a = app();
+    let _ = a.update(Message::Device(DeviceUpdate::Attached(dev(1))));
+    let _ = a.update(Message::Inspected(1, Ok((facts(), Trust::Trusted))));
+    let _ = a.update(Message::Surveyed(Ok(summary())));
+    let _ = a.update(Message::Device(DeviceUpdate::Attached(other_dev(2))));
+    assert_eq!(
+        a.phone.device().map(|d| d.device_id),
+        Some(1),
+        "the first stays shown"
+    );
+    assert!(shows(&a, "1 more iPhone(s) connected:"));
+    assert!(shows(&a, "iPhone 00008030-000A1B2C3D4E5F60"));
+    for m in click(&a, "Show this iPhone") {
+        let _ = a.update(m);
+    }
+    assert_eq!(a.phone.device().map(|d| d.device_id), Some(2));
+    assert!(
+        matches!(a.library, LibraryState::None),
+        "the first phone's summary is not shown for the second"
+    );
+    assert_eq!(
+        a.others.iter().map(|d| d.device_id).collect::<Vec<_>>(),
+        vec![1]
+    );
+    // While a backup runs, no switching.
+    let _ = a.update(Message::Inspected(2, Ok((facts(), Trust::Trusted))));
+    let _ = a.update(Message::Surveyed(Ok(summary())));
+    let _ = a.update(Message::DestInspected(Ok(dest_info(true))));
+    let _ = a.update(Message::Sync);
+    assert!(shows(
+        &a,
+        "1 more iPhone(s) connected (switch when this backup has finished):"
+    ));
+    let _ = a.update(Message::SwitchPhone(dev(1).udid));
+    assert_eq!(a.phone.device().map(|d| d.device_id), Some(2));
+    let _ = a.update(Message::Cancel);
+    let _ = a.update(Message::Syncing(SyncUpdate::Done(Ok((
+        Box::new(report()),
+        None,
+    )))));
+    // The shown phone is unplugged: the other one is shown.
+    let _ = a.update(Message::Device(DeviceUpdate::Detached(2)));
+    assert_eq!(a.phone.device().map(|d| d.device_id), Some(1));
+    assert!(a.others.is_empty());
+    let _ = a.update(Message::Device(DeviceUpdate::Detached(1)));
+    assert_eq!(a.phone, PhoneState::Waiting);
 }

@@ -73,6 +73,9 @@ struct ServeArgs {
     /// UNIX socket for runtime control (`ferry-sim ctl`).
     #[arg(long)]
     control: Option<PathBuf>,
+    /// Start with the cable out: the phones appear on `ferry-sim ctl replug` (needs --control).
+    #[arg(long, requires = "control")]
+    unplugged: bool,
     /// Unplug the phone after this many AFC payload bytes (mid-transfer).
     #[arg(long)]
     unplug_after_bytes: Option<u64>,
@@ -281,6 +284,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             unplug_after_bytes: a.unplug_after_bytes,
             stall_after_bytes: a.stall_after_bytes,
             vanish: a.vanish.clone(),
+            unplugged: a.unplugged,
         })
         .collect();
     let sim = Arc::new(

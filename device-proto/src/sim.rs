@@ -32,6 +32,8 @@ pub struct PhoneConfig {
     pub stall_after_bytes: Option<u64>,
     /// AFC paths that vanish once their directory was listed.
     pub vanish: Vec<String>,
+    /// Start with the cable out: the phone is announced only on `ctl replug`.
+    pub unplugged: bool,
 }
 
 impl PhoneConfig {
@@ -44,6 +46,7 @@ impl PhoneConfig {
             unplug_after_bytes: None,
             stall_after_bytes: None,
             vanish: Vec::new(),
+            unplugged: false,
         }
     }
 }
@@ -100,7 +103,7 @@ fn device_state_dir(state: &Option<PathBuf>, image: &Path, udid: &str) -> PathBu
 
 impl Simulator {
     /// Loads the phones, binds the listener and starts serving. The phones are plugged in
-    /// (announced) before this returns.
+    /// (announced) before this returns, except those configured `unplugged`.
     pub async fn start(cfg: SimConfig) -> anyhow::Result<Self> {
         if cfg.phones.is_empty() {
             bail!("no phone to serve: give at least one --phone DIR");
@@ -145,7 +148,9 @@ impl Simulator {
             shutdown: CancellationToken::new(),
         });
         for (p, pc) in shared.phones.iter().zip(&cfg.phones) {
-            p.plug_in().await;
+            if !pc.unplugged {
+                p.plug_in().await;
+            }
             p.link.arm_unplug_after(pc.unplug_after_bytes);
             p.link.arm_stall_after(pc.stall_after_bytes);
         }
