@@ -373,3 +373,45 @@ fn ctl_stall_holds_replies_until_unstall() {
     drop(afc);
     sim.stop();
 }
+
+#[test]
+fn serve_unplugged_lists_no_phone_until_ctl_replug() {
+    let img = PhoneImage::standard();
+    let sim = Sim::start(SimOpts::phone(img.root()).unplugged());
+    let list = raw::list_devices(sim.addr).expect("ListDevices");
+    assert!(list.is_empty(), "the cable is out: {list:?}");
+    assert!(sim.phone_status(UDID)["device_id"].is_null(), "no DeviceID while unplugged");
+    sim.ctl(&["replug", "--udid", UDID]);
+    let list = raw::list_devices(sim.addr).expect("ListDevices");
+    assert_eq!(list.len(), 1, "plugged in: {list:?}");
+    sim.stop();
+}
+
+#[test]
+fn ctl_stall_after_stalls_inside_the_next_replies_until_unstall() {
+    use std::io::Write;
+    let img = PhoneImage::standard();
+    let sim = Sim::start(SimOpts::phone(img.root()));
+    let mut afc = ferry_e2e::idev::RawAfc::start(sim.addr, UDID, true);
+    let mut c = afc.connect();
+    let h = open_big(&mut c);
+    sim.ctl(&["stall-after", "262144", "--udid", UDID]);
+    assert_eq!(sim.phone_status(UDID)["stalled"], false, "armed, not stalled");
+    c.write_all(&raw::afc_packet(
+        2,
+        raw::afc_op::FILE_READ,
+        &read_req(h, 2 << 20),
+    ))
+    .expect("send FILE_READ");
+    sim.wait_status(UDID, "stalled=true", |p| p["stalled"] == true);
+    sim.ctl(&["unstall", "--udid", UDID]);
+    let r = raw::read_afc(&mut c).expect("the reply completes after unstall");
+    assert_eq!(
+        r.data().expect("DATA"),
+        &img.read(BIG_FILE)[..2 << 20],
+        "data intact across the stall"
+    );
+    drop(c);
+    drop(afc);
+    sim.stop();
+}

@@ -8,6 +8,7 @@
 //! {"cmd":"revoke"}                      -> {"ok":true}
 //! {"cmd":"trust","mode":"after:2"}      -> {"ok":true}
 //! {"cmd":"unplug_after","bytes":1000}   -> {"ok":true}
+//! {"cmd":"stall_after","bytes":1000}    -> {"ok":true}
 //! {"cmd":"status"}                      -> {"ok":true,"phones":[…]}
 //! anything wrong                         -> {"ok":false,"error":"…"}
 //! ```
@@ -53,6 +54,11 @@ pub enum Command {
         udid: Option<String>,
     },
     UnplugAfter {
+        bytes: Option<u64>,
+        #[serde(default)]
+        udid: Option<String>,
+    },
+    StallAfter {
         bytes: Option<u64>,
         #[serde(default)]
         udid: Option<String>,
@@ -107,6 +113,10 @@ pub async fn execute(sim: &Simulator, cmd: Command) -> Reply {
             }
             Command::UnplugAfter { bytes, udid } => {
                 sim.unplug_after(udid.as_deref(), bytes)?;
+                ok
+            }
+            Command::StallAfter { bytes, udid } => {
+                sim.stall_after(udid.as_deref(), bytes)?;
                 ok
             }
             Command::Status => Reply {

@@ -204,6 +204,12 @@ enum CtlCmd {
         #[arg(long)]
         udid: Option<String>,
     },
+    /// Stop answering after N more AFC payload bytes (until `unstall`).
+    StallAfter {
+        bytes: u64,
+        #[arg(long)]
+        udid: Option<String>,
+    },
     /// Print every phone's state as JSON.
     Status,
 }
@@ -360,6 +366,10 @@ async fn ctl(path: PathBuf, cmd: CtlCmd) -> anyhow::Result<()> {
         CtlCmd::Revoke { udid } => Command::Revoke { udid },
         CtlCmd::Trust { mode, udid } => Command::Trust { mode, udid },
         CtlCmd::UnplugAfter { bytes, udid } => Command::UnplugAfter {
+            bytes: Some(bytes),
+            udid,
+        },
+        CtlCmd::StallAfter { bytes, udid } => Command::StallAfter {
             bytes: Some(bytes),
             udid,
         },

@@ -236,6 +236,13 @@ impl Simulator {
         Ok(())
     }
 
+    /// Arms (or with `None` disarms) "stop answering after N more AFC payload bytes" (until
+    /// unstalled): a phone that hangs in the middle of a copy.
+    pub fn stall_after(&self, udid: Option<&str>, bytes: Option<u64>) -> anyhow::Result<()> {
+        self.phone(udid)?.link.arm_stall_after(bytes);
+        Ok(())
+    }
+
     /// Every phone's state.
     pub fn status(&self) -> Vec<PhoneStatus> {
         self.shared

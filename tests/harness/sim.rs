@@ -119,6 +119,7 @@ pub struct SimOpts {
     pub unplug_after_bytes: Option<u64>,
     pub stall_after_bytes: Option<u64>,
     pub vanish: Vec<String>,
+    pub unplugged: bool,
 }
 
 impl SimOpts {
@@ -147,6 +148,11 @@ impl SimOpts {
     }
     pub fn unplug_after_bytes(mut self, n: u64) -> Self {
         self.unplug_after_bytes = Some(n);
+        self
+    }
+    /// Start with the cable out (`--unplugged`): the phone appears on `ctl replug`.
+    pub fn unplugged(mut self) -> Self {
+        self.unplugged = true;
         self
     }
     pub fn stall_after_bytes(mut self, n: u64) -> Self {
@@ -209,6 +215,9 @@ impl Sim {
         if let Some(c) = &control {
             args.push("--control".into());
             args.push(c.display().to_string());
+        }
+        if opts.unplugged {
+            args.push("--unplugged".into());
         }
         if let Some(n) = opts.unplug_after_bytes {
             args.push("--unplug-after-bytes".into());
