@@ -175,8 +175,11 @@ pub fn view(state: &SyncState, can_sync: bool) -> Element<'_, Message> {
         .into(),
         SyncState::Done { report, stopped } => {
             let mut col = column![text("Backup").size(20)].spacing(4);
+            // The CLI's "hint: …" line is the "What to do" below.
             for l in report.summary_lines() {
-                col = col.push(text(l));
+                if !l.starts_with("hint: ") {
+                    col = col.push(text(l));
+                }
             }
             if let Some(f) = stopped {
                 col = col.push(text(format!("What to do: {}", f.hint)));

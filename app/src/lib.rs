@@ -38,6 +38,9 @@ pub const DEST_ENV: &str = "FERRY_APP_DEST";
 pub const AUTOPILOT_ENV: &str = "FERRY_APP_AUTOPILOT";
 /// Environment variable naming a folder for one screenshot per [`Stage`] (with the autopilot).
 pub const SHOTS_ENV: &str = "FERRY_APP_SHOTS";
+/// Environment variable (`1`): after each screenshot the autopilot waits for a line on stdin,
+/// so that a script can act (plug the phone in, tap Trust) before the app goes on.
+pub const STEP_ENV: &str = "FERRY_APP_STEP";
 
 /// Where the app is, as one word: what the end-to-end script photographs and waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,6 +197,10 @@ pub struct App {
     pub shots_taken: Vec<Stage>,
     /// The screenshot being waited for.
     pub shot_pending: Option<PendingShot>,
+    /// Wait for a line on stdin after each screenshot (`FERRY_APP_STEP=1`).
+    pub step: bool,
+    /// Lines read from stdin so far.
+    pub steps: usize,
 }
 
 /// Everything that can happen.
@@ -237,6 +244,8 @@ pub enum Message {
     Frame,
     /// A screenshot was saved (or why not).
     ShotSaved(Stage, Result<PathBuf, work::Failure>),
+    /// A line on stdin: the script says "go on" (`FERRY_APP_STEP=1`).
+    Step,
     /// Settings part.
     Settings(settings::Message),
     /// Saved settings read.
@@ -267,6 +276,8 @@ impl App {
             stage: Stage::NoPhone,
             shots_taken: Vec::new(),
             shot_pending: None,
+            step: false,
+            steps: 0,
         }
     }
 
@@ -282,6 +293,7 @@ impl App {
         app.shots = std::env::var_os(SHOTS_ENV)
             .filter(|_| app.autopilot)
             .map(PathBuf::from);
+        app.step = app.shots.is_some() && std::env::var_os(STEP_ENV).is_some_and(|v| v == "1");
         let settings = Task::perform(work::load_settings(None), |s| {
             Message::SettingsLoaded(Box::new(s))
         });
@@ -292,7 +304,7 @@ impl App {
     /// up this folder", then Sync — each once the state offers it, and never while a
     /// screenshot of the current stage is waiting.
     pub fn autopilot_next(&self) -> Option<Message> {
-        if self.shot_pending.is_some() {
+        if self.shot_pending.is_some() || (self.step && self.steps < self.shots_taken.len()) {
             return None;
         }
         if let PhoneState::Connected {
@@ -544,6 +556,12 @@ impl App {
                 self.sync = SyncState::Idle;
                 self.show_phone(next)
             }
+            Message::Device(DeviceUpdate::MuxUp) => {
+                if matches!(self.phone, PhoneState::NoUsbmuxd(_)) {
+                    self.phone = PhoneState::Waiting;
+                }
+                Task::none()
+            }
             Message::Device(DeviceUpdate::MuxDown(f)) => {
                 if !matches!(self.phone, PhoneState::Connected { .. }) {
                     self.phone = PhoneState::NoUsbmuxd(f);
@@ -785,6 +803,10 @@ impl App {
                         })
                     })
             }
+            Message::Step => {
+                self.steps += 1;
+                Task::none()
+            }
             Message::ShotSaved(stage, r) => {
                 match &r {
                     Ok(p) => println!("ferry-app: screenshot {}", p.display()),
@@ -901,6 +923,9 @@ impl App {
         ];
         if self.shot_pending.is_some() {
             subs.push(iced::window::frames().map(|_| Message::Frame));
+        }
+        if self.step {
+            subs.push(Subscription::run(work::stdin_lines).map(|_| Message::Step));
         }
         Subscription::batch(subs)
     }

@@ -78,6 +78,8 @@ pub enum DeviceUpdate {
     Detached(u32),
     /// usbmuxd cannot be reached (not installed, not running): with what to do.
     MuxDown(Failure),
+    /// usbmuxd answers (again).
+    MuxUp,
 }
 
 /// Follows phones coming and going; retries usbmuxd every 2 s when it is not there.
@@ -89,6 +91,7 @@ pub fn watch_devices(key: &MuxKey) -> impl Stream<Item = DeviceUpdate> {
                 Ok((watcher, mut rx)) => {
                     while let Some(ev) = rx.recv().await {
                         let msg = match ev {
+                            DeviceEvent::Listening => DeviceUpdate::MuxUp,
                             DeviceEvent::Attached(d) => DeviceUpdate::Attached(d),
                             DeviceEvent::Detached { device_id } => {
                                 DeviceUpdate::Detached(device_id)
@@ -644,6 +647,19 @@ pub async fn save_screenshot(
         Ok(path)
     })
     .await
+}
+
+/// One item per line read from stdin, until it closes (the end-to-end script's "go on").
+pub fn stdin_lines() -> impl Stream<Item = ()> {
+    iced::stream::channel(4, async move |mut out: mpsc::Sender<()>| {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(_)) = lines.next_line().await {
+            if out.send(()).await.is_err() {
+                return;
+            }
+        }
+    })
 }
 
 /// One past run, for the history list.

@@ -217,7 +217,7 @@ pub async fn wait_for_phone(
                         DeviceEvent::Attached(_) => return,
                         // usbmuxd is not there (yet): wait out the step below.
                         DeviceEvent::Ended(_) => break,
-                        DeviceEvent::Detached { .. } => {}
+                        DeviceEvent::Detached { .. } | DeviceEvent::Listening => {}
                     }
                 }
                 tokio::time::sleep_until(step_end).await;
@@ -604,6 +604,7 @@ pub async fn watch_cmd(mux: Mux, args: WatchArgs) -> ExitCode {
                     );
                     break;
                 }
+                Some(DeviceEvent::Listening) => {}
                 None => break,
             }
         }

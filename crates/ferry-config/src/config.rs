@@ -835,7 +835,10 @@ appearance = "dark"
         let e = l.effective().to_string();
         assert!(e.contains("does not exist; all values are defaults"), "{e}");
         assert!(e.contains("watch.interval_seconds = 60  (default)"), "{e}");
-        assert!(e.contains("app.appearance         = \"system\"  (default)"), "{e}");
+        assert!(
+            e.contains("app.appearance         = \"system\"  (default)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ use crate::mux::{ConnectionKind, Mux, UsbDevice};
 /// What happened on the bus.
 #[derive(Debug)]
 pub enum DeviceEvent {
+    /// Connected to usbmuxd and listening (sent once, before any `Attached`): usbmuxd is up,
+    /// whether or not a phone is connected.
+    Listening,
     /// A phone appeared (also sent once for every phone already connected).
     Attached(UsbDevice),
     /// The phone with this usbmuxd device id went away.
@@ -114,6 +117,7 @@ async fn listen(mux: &Mux, tx: &mpsc::UnboundedSender<DeviceEvent>) -> Error {
         Ok(s) => s,
         Err(e) => return Error::from_idevice(e, "listening for iPhones"),
     };
+    let _ = tx.send(DeviceEvent::Listening);
     while let Some(ev) = events.next().await {
         let ev = match ev {
             Ok(UsbmuxdListenEvent::Connected(d)) => {

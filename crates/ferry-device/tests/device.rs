@@ -60,6 +60,10 @@ fn watcher_reports_attach_and_detach() {
             }
         }
     };
+    assert!(
+        matches!(next(&mut rx), DeviceEvent::Listening),
+        "Listening comes first"
+    );
     let first = match next(&mut rx) {
         DeviceEvent::Attached(d) => d,
         other => panic!("{other:?}"),
