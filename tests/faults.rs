@@ -380,7 +380,10 @@ fn serve_unplugged_lists_no_phone_until_ctl_replug() {
     let sim = Sim::start(SimOpts::phone(img.root()).unplugged());
     let list = raw::list_devices(sim.addr).expect("ListDevices");
     assert!(list.is_empty(), "the cable is out: {list:?}");
-    assert!(sim.phone_status(UDID)["device_id"].is_null(), "no DeviceID while unplugged");
+    assert!(
+        sim.phone_status(UDID)["device_id"].is_null(),
+        "no DeviceID while unplugged"
+    );
     sim.ctl(&["replug", "--udid", UDID]);
     let list = raw::list_devices(sim.addr).expect("ListDevices");
     assert_eq!(list.len(), 1, "plugged in: {list:?}");
@@ -396,7 +399,11 @@ fn ctl_stall_after_stalls_inside_the_next_replies_until_unstall() {
     let mut c = afc.connect();
     let h = open_big(&mut c);
     sim.ctl(&["stall-after", "262144", "--udid", UDID]);
-    assert_eq!(sim.phone_status(UDID)["stalled"], false, "armed, not stalled");
+    assert_eq!(
+        sim.phone_status(UDID)["stalled"],
+        false,
+        "armed, not stalled"
+    );
     c.write_all(&raw::afc_packet(
         2,
         raw::afc_op::FILE_READ,
