@@ -20,8 +20,8 @@ pub enum Message {
     Init,
     /// "Choose…": open the system's folder dialog.
     Choose,
-    /// The dialog closed: the folder picked, or `None` when cancelled (or no dialog exists).
-    Chosen(Option<PathBuf>),
+    /// The dialog closed: the folder picked, `None` when cancelled, or why there is no dialog.
+    Chosen(Result<Option<PathBuf>, Failure>),
 }
 
 /// What the root must do after an update.
@@ -48,6 +48,8 @@ pub struct DestState {
     pub info: Option<Result<DestInfo, Failure>>,
     /// The folder dialog is open.
     pub choosing: bool,
+    /// Why the folder dialog could not open (shown under the path field).
+    pub dialog_problem: Option<Failure>,
 }
 
 impl DestState {
@@ -90,12 +92,17 @@ impl DestState {
             Message::Chosen(p) => {
                 self.choosing = false;
                 match p {
-                    Some(p) => {
+                    Ok(Some(p)) => {
+                        self.dialog_problem = None;
                         self.path_input = p.display().to_string();
                         self.checking = true;
                         Action::Inspect(p)
                     }
-                    None => Action::None,
+                    Ok(None) => Action::None,
+                    Err(f) => {
+                        self.dialog_problem = Some(f);
+                        Action::None
+                    }
                 }
             }
             Message::Init => match &self.info {
@@ -127,6 +134,12 @@ impl DestState {
             .spacing(8),
         ]
         .spacing(6);
+        if let Some(f) = &self.dialog_problem {
+            col = col.push(text(format!(
+                "No folder dialog: {} — {}",
+                f.message, f.hint
+            )));
+        }
         if self.checking {
             col = col.push(text("Checking the folder…"));
         }

@@ -378,14 +378,45 @@ pub async fn wait_for_dest(dest: PathBuf, cancel: CancellationToken) -> Result<(
 }
 
 /// The system's folder dialog (xdg-desktop-portal, else zenity, on Linux; the native panel on
-/// macOS), starting in `start`. `None` when the user cancels or no dialog is available: the
-/// path field stays usable either way.
-pub async fn choose_folder(start: Option<PathBuf>) -> Option<PathBuf> {
+/// macOS), starting in `start`. `Ok(None)` when the user cancels; `Err` when this system has
+/// no dialog to show (the path field stays usable either way).
+pub async fn choose_folder(start: Option<PathBuf>) -> Result<Option<PathBuf>, Failure> {
+    if !dialog_available(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").as_deref(),
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .as_deref()
+            .map(Path::new),
+        std::env::var_os("PATH").as_deref(),
+    ) {
+        return Err(Failure {
+            kind: "no_dialog".into(),
+            message: "this system has no folder dialog (no desktop portal, no zenity)".into(),
+            hint: "type the folder's full path and press Enter, or install xdg-desktop-portal \
+                   or zenity"
+                .into(),
+        });
+    }
     let mut d = rfd::AsyncFileDialog::new().set_title("Choose the backup folder");
     if let Some(s) = start.filter(|s| s.is_dir()) {
         d = d.set_directory(s);
     }
-    d.pick_folder().await.map(|h| h.path().to_path_buf())
+    Ok(d.pick_folder().await.map(|h| h.path().to_path_buf()))
+}
+
+/// Whether rfd can show a folder dialog here. On Linux it needs a D-Bus session bus (for the
+/// xdg-desktop-portal) or `zenity` on `PATH`; macOS always has its panel.
+pub fn dialog_available(
+    bus_address: Option<&std::ffi::OsStr>,
+    runtime_dir: Option<&Path>,
+    path: Option<&std::ffi::OsStr>,
+) -> bool {
+    if cfg!(target_os = "macos") {
+        return true;
+    }
+    let bus = bus_address.is_some_and(|a| !a.is_empty())
+        || runtime_dir.is_some_and(|d| d.join("bus").exists());
+    let zenity = path.is_some_and(|p| std::env::split_paths(p).any(|d| d.join("zenity").is_file()));
+    bus || zenity
 }
 
 /// Sets a folder up as a Ferry archive.

@@ -691,9 +691,9 @@ fn the_whole_backup_without_a_mouse() {
     let _ = a.update(Message::Surveyed(Ok(summary())));
     let _ = a.update(Message::Key(Shortcut::ChooseFolder));
     assert!(a.dest.choosing, "Ctrl+O opens the folder dialog");
-    let _ = a.update(Message::Dest(ferry_app::destination::Message::Chosen(
+    let _ = a.update(Message::Dest(ferry_app::destination::Message::Chosen(Ok(
         Some(PathBuf::from("/tmp/backup")),
-    )));
+    ))));
     assert!(!a.dest.choosing);
     assert_eq!(a.dest.path_input, "/tmp/backup");
     assert!(a.dest.checking, "the chosen folder is checked");
@@ -722,7 +722,9 @@ fn the_folder_dialog_fills_the_path_and_a_cancelled_dialog_changes_nothing() {
     }
     assert!(a.dest.choosing);
     assert!(shows(&a, "Choosing…"), "one dialog at a time");
-    let _ = a.update(Message::Dest(ferry_app::destination::Message::Chosen(None)));
+    let _ = a.update(Message::Dest(ferry_app::destination::Message::Chosen(Ok(
+        None,
+    ))));
     assert!(!a.dest.choosing);
     assert_eq!(
         a.dest.info,
@@ -730,6 +732,54 @@ fn the_folder_dialog_fills_the_path_and_a_cancelled_dialog_changes_nothing() {
         "cancelled: the folder stays"
     );
     assert!(a.can_sync());
+    // No dialog on this system: said so, and the typed path still works.
+    let _ = a.update(Message::Dest(ferry_app::destination::Message::Choose));
+    let _ = a.update(Message::Dest(ferry_app::destination::Message::Chosen(Err(
+        Failure {
+            kind: "no_dialog".into(),
+            message: "this system has no folder dialog (no desktop portal, no zenity)".into(),
+            hint: "type the folder's full path and press Enter".into(),
+        },
+    ))));
+    assert!(shows(&a, "No folder dialog: this system has no folder dialog (no desktop portal, no zenity) — type the folder's full path and press Enter"));
+    assert!(a.can_sync());
+}
+
+#[test]
+fn a_folder_dialog_needs_a_session_bus_or_zenity_on_linux() {
+    use std::ffi::OsStr;
+    use work::dialog_available;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let path_without = std::env::join_paths([&bin]).unwrap();
+    if cfg!(target_os = "macos") {
+        assert!(dialog_available(None, None, None));
+        return;
+    }
+    assert!(!dialog_available(None, None, None));
+    assert!(!dialog_available(
+        Some(OsStr::new("")),
+        Some(&run),
+        Some(&path_without)
+    ));
+    assert!(dialog_available(
+        Some(OsStr::new("unix:path=/run/user/1000/bus")),
+        None,
+        None
+    ));
+    std::fs::write(run.join("bus"), b"").unwrap();
+    assert!(
+        dialog_available(None, Some(&run), None),
+        "$XDG_RUNTIME_DIR/bus"
+    );
+    std::fs::write(bin.join("zenity"), b"#!/bin/sh\n").unwrap();
+    assert!(
+        dialog_available(None, None, Some(&path_without)),
+        "zenity on PATH"
+    );
 }
 
 #[test]
