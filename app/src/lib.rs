@@ -149,6 +149,17 @@ fn key_message(ev: keyboard::Event) -> Option<Message> {
     }
 }
 
+/// The window's scrollable (scrolled to the backup part when a run starts and ends).
+const SCROLL: &str = "ferry-main";
+
+/// A line on stdout, from a task (the autopilot's log for the end-to-end script).
+fn say(line: String) -> Task<Message> {
+    Task::future(async move {
+        println!("{line}");
+        Message::Noop
+    })
+}
+
 /// A screenshot waiting for its stage to be drawn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingShot {
@@ -158,8 +169,8 @@ pub struct PendingShot {
     pub frames: u8,
 }
 
-/// Frames to let pass before the picture: the first redraw after the change draws the stage.
-const SHOT_FRAMES: u8 = 2;
+/// Frames drawn with nothing changing before the picture is taken.
+const SHOT_FRAMES: u8 = 20;
 
 /// Everything the app knows.
 #[derive(Debug)]
@@ -170,6 +181,10 @@ pub struct App {
     pub phone: PhoneState,
     /// The library summary.
     pub library: LibraryState,
+    /// The summary shown is being read again (after set-up or a run): kept on screen meanwhile.
+    pub library_refreshing: bool,
+    /// The phone came back after an interrupted run: continue once its library is read.
+    pub resume: bool,
     /// The backup folder.
     pub dest: DestState,
     /// The backup.
@@ -197,6 +212,8 @@ pub struct App {
     pub shots_taken: Vec<Stage>,
     /// The screenshot being waited for.
     pub shot_pending: Option<PendingShot>,
+    /// The settings part is open (closed by default: the backup is what the window is for).
+    pub show_settings: bool,
     /// Wait for a line on stdin after each screenshot (`FERRY_APP_STEP=1`).
     pub step: bool,
     /// Lines read from stdin so far.
@@ -246,6 +263,8 @@ pub enum Message {
     ShotSaved(Stage, Result<PathBuf, work::Failure>),
     /// A line on stdin: the script says "go on" (`FERRY_APP_STEP=1`).
     Step,
+    /// Open or close the settings part.
+    ToggleSettings,
     /// Settings part.
     Settings(settings::Message),
     /// Saved settings read.
@@ -263,6 +282,8 @@ impl App {
             mux,
             phone: PhoneState::Waiting,
             library: LibraryState::None,
+            library_refreshing: false,
+            resume: false,
             dest: DestState::default(),
             sync: SyncState::Idle,
             settings: settings::Settings::default(),
@@ -276,6 +297,7 @@ impl App {
             stage: Stage::NoPhone,
             shots_taken: Vec::new(),
             shot_pending: None,
+            show_settings: false,
             step: false,
             steps: 0,
         }
@@ -326,6 +348,7 @@ impl App {
         }
         if self.can_sync()
             && matches!(self.library, LibraryState::Ready(_))
+            && !self.library_refreshing
             && matches!(self.sync, SyncState::Idle)
         {
             return Some(Message::Sync);
@@ -388,6 +411,7 @@ impl App {
                 TrustState::Pairing(_) => Stage::TrustPending,
                 TrustState::Trusted => match &self.library {
                     LibraryState::None | LibraryState::Scanning => Stage::Scanning,
+                    LibraryState::Ready(_) if self.library_refreshing => Stage::Scanning,
                     LibraryState::Ready(_) | LibraryState::Failed(_) => {
                         if self.can_sync() {
                             Stage::Ready
@@ -421,6 +445,8 @@ impl App {
     fn show_phone(&mut self, dev: ferry_device::UsbDevice) -> Task<Message> {
         if self.shown.as_deref() != Some(dev.udid.as_str()) {
             self.library = LibraryState::None;
+            self.library_refreshing = false;
+            self.resume = false;
             self.fetch_plan = None;
             self.history.clear();
             self.shown = Some(dev.udid.clone());
@@ -468,7 +494,11 @@ impl App {
         let Some(dev) = self.device().cloned() else {
             return Task::none();
         };
-        self.library = LibraryState::Scanning;
+        if matches!(self.library, LibraryState::Ready(_)) {
+            self.library_refreshing = true;
+        } else {
+            self.library = LibraryState::Scanning;
+        }
         Task::perform(
             work::survey(self.mux.clone(), dev, self.dest.ready()),
             Message::Surveyed,
@@ -477,12 +507,20 @@ impl App {
 
     /// Handles one message. Never blocks: work is returned as a Task.
     pub fn update(&mut self, message: Message) -> Task<Message> {
-        let task = self.handle(message);
+        if !matches!(message, Message::Frame | Message::Step) {
+            // The picture waits for a still window: SHOT_FRAMES frames with nothing changing
+            // (a frame drawn while text changes can miss that text in the screenshot).
+            if let Some(p) = &mut self.shot_pending {
+                p.frames = 0;
+            }
+        }
+        let mut task = self.handle(message);
         let stage = self.current_stage();
         if stage != self.stage {
             self.stage = stage;
             if self.autopilot {
-                println!("ferry-app: stage {}", stage.as_str());
+                // The end-to-end script's log (written by a task: update does no I/O).
+                task = Task::batch([task, say(format!("ferry-app: stage {}", stage.as_str()))]);
             }
             if self.shots.is_some() {
                 // A stage left before its picture was taken is not photographed (it was a blink).
@@ -508,9 +546,9 @@ impl App {
                     }
                 }
                 self.others.retain(|o| o.udid != dev.udid);
-                let resume = matches!(self.sync, SyncState::Interrupted { .. });
-                if resume {
+                if matches!(self.sync, SyncState::Interrupted { .. }) {
                     self.sync = SyncState::Idle;
+                    self.resume = self.shown.as_deref() == Some(dev.udid.as_str());
                 }
                 self.show_phone(dev)
             }
@@ -633,10 +671,17 @@ impl App {
                 }
             }
             Message::Surveyed(r) => {
+                self.library_refreshing = false;
                 self.library = match r {
                     Ok(s) => LibraryState::Ready(Box::new(s)),
                     Err(f) => LibraryState::Failed(f),
                 };
+                if self.resume && self.can_sync() && matches!(self.sync, SyncState::Idle) {
+                    // Replugged after an interrupted run: carry on where it stopped (the plan
+                    // is what is still missing from the backup).
+                    self.resume = false;
+                    return self.handle(Message::Sync);
+                }
                 Task::none()
             }
             Message::Rescan => self.survey(),
@@ -709,12 +754,17 @@ impl App {
                     planned: None,
                     failures: 0,
                 };
-                Task::run(
-                    work::sync(self.mux.clone(), dev, dest, cancel),
-                    Message::Syncing,
-                )
+                Task::batch([
+                    Task::run(
+                        work::sync(self.mux.clone(), dev, dest, cancel),
+                        Message::Syncing,
+                    ),
+                    // Bring the progress into view (the window may be scrolled to the top).
+                    iced::widget::operation::snap_to_end(SCROLL),
+                ])
             }
             Message::Cancel => {
+                self.resume = false;
                 if let Some(c) = self.cancel.take() {
                     c.cancel();
                 }
@@ -752,7 +802,7 @@ impl App {
                         ferry_sync::fetchplan::margin_for(None),
                     ));
                 }
-                let mut tasks = vec![self.survey()];
+                let mut tasks = vec![self.survey(), iced::widget::operation::snap_to_end(SCROLL)];
                 if let (Some(dest), Some(dev)) = (self.dest.ready(), self.device()) {
                     tasks.push(Task::perform(
                         work::history(dest, dev.udid.clone(), 5),
@@ -807,16 +857,19 @@ impl App {
                 self.steps += 1;
                 Task::none()
             }
+            Message::ToggleSettings => {
+                self.show_settings = !self.show_settings;
+                Task::none()
+            }
             Message::ShotSaved(stage, r) => {
-                match &r {
-                    Ok(p) => println!("ferry-app: screenshot {}", p.display()),
-                    Err(f) => eprintln!("ferry-app: {} — {}", f.message, f.hint),
-                }
                 self.shots_taken.push(stage);
                 if self.shot_pending.as_ref().is_some_and(|p| p.stage == stage) {
                     self.shot_pending = None;
                 }
-                Task::none()
+                say(match &r {
+                    Ok(p) => format!("ferry-app: screenshot {}", p.display()),
+                    Err(f) => format!("ferry-app: no screenshot: {} — {}", f.message, f.hint),
+                })
             }
             Message::Settings(m) => match self.settings.update(m) {
                 settings::Action::None => Task::none(),
@@ -858,7 +911,7 @@ impl App {
             phone::view(&self.phone),
             self.others_view(),
             rule::horizontal(1),
-            library::view(&self.library),
+            library::view(&self.library, self.library_refreshing),
             rule::horizontal(1),
             self.dest.view().map(Message::Dest),
             rule::horizontal(1),
@@ -866,7 +919,7 @@ impl App {
             backup::plan_view(self.fetch_plan.as_ref()),
             backup::history_view(&self.history),
             rule::horizontal(1),
-            self.settings.view().map(Message::Settings),
+            self.settings_view(),
             text(
                 "Keys: Enter — the highlighted step · Esc — cancel · Ctrl+O — choose folder · \
                  Ctrl+R — read the library again · Ctrl+Shift+O — open backup folder · Tab — \
@@ -876,10 +929,24 @@ impl App {
         ]
         .spacing(14)
         .padding(20);
-        container(scrollable(content))
+        container(scrollable(content).id(SCROLL))
             .width(Length::Fill)
             .height(Length::Fill)
             .into()
+    }
+
+    /// Settings, behind a button.
+    fn settings_view(&self) -> Element<'_, Message> {
+        if self.show_settings {
+            column![
+                button("Hide settings").on_press(Message::ToggleSettings),
+                self.settings.view().map(Message::Settings),
+            ]
+            .spacing(8)
+            .into()
+        } else {
+            button("Settings…").on_press(Message::ToggleSettings).into()
+        }
     }
 
     /// The other connected phones, each with a switch.

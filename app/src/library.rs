@@ -70,8 +70,8 @@ pub fn lines(s: &LibrarySummary) -> Vec<String> {
     out
 }
 
-/// Draws the summary.
-pub fn view(state: &LibraryState) -> Element<'_, Message> {
+/// Draws the summary (while `refreshing`, the last one stays with a note).
+pub fn view(state: &LibraryState, refreshing: bool) -> Element<'_, Message> {
     match state {
         LibraryState::None => {
             text("The library summary appears when a trusted iPhone is connected.").into()
@@ -86,6 +86,9 @@ pub fn view(state: &LibraryState) -> Element<'_, Message> {
         .into(),
         LibraryState::Ready(s) => {
             let mut col = column![text("Photo library").size(20)].spacing(4);
+            if refreshing {
+                col = col.push(text("Updating against the backup folder…").size(13));
+            }
             for l in lines(s) {
                 col = col.push(text(l));
             }

@@ -105,16 +105,26 @@ fn app() -> App {
     App::new(MuxKey("127.0.0.1:9".into()))
 }
 
+/// The app's view in a window tall enough to show every part without scrolling (the real
+/// window scrolls).
+fn tall(app: &App) -> iced_test::Simulator<'_, Message> {
+    iced_test::Simulator::with_size(
+        iced_test::core::Settings::default(),
+        (1024.0, 1800.0),
+        app.view(),
+    )
+}
+
 /// Clicks the button labelled `label` in the app's current view; returns the messages.
 fn click(app: &App, label: &str) -> Vec<Message> {
-    let mut ui = simulator(app.view());
+    let mut ui = tall(app);
     ui.click(label)
         .unwrap_or_else(|e| panic!("no {label:?} to click: {e:?}"));
     ui.into_messages().collect()
 }
 
 fn shows(app: &App, s: &str) -> bool {
-    let mut ui = simulator(app.view());
+    let mut ui = tall(app);
     ui.find(s).is_ok()
 }
 
@@ -245,7 +255,7 @@ fn click_through_phone_trust_summary_destination_sync_progress_result() {
 }
 
 #[test]
-fn unplug_mid_sync_says_so_and_replug_starts_over_cleanly() {
+fn unplug_mid_sync_says_so_and_the_replugged_phone_carries_on() {
     let mut a = ready_app();
     let _ = a.update(Message::Sync);
     assert!(matches!(a.sync, SyncState::Running { .. }));
@@ -269,8 +279,23 @@ fn unplug_mid_sync_says_so_and_replug_starts_over_cleanly() {
         }
     ));
     assert!(matches!(a.sync, SyncState::Idle));
+    assert!(a.resume, "the same phone is back: the run will continue");
     let _ = a.update(Message::Inspected(2, Ok((facts(), Trust::Trusted))));
-    assert!(a.can_sync() || matches!(a.library, LibraryState::Scanning));
+    assert!(
+        matches!(a.library, LibraryState::Ready(_)) && a.library_refreshing,
+        "the summary stays on screen while it is read again"
+    );
+    assert!(shows(&a, "Updating against the backup folder…"));
+    assert!(
+        matches!(a.sync, SyncState::Idle),
+        "no sync before the library is read"
+    );
+    let _ = a.update(Message::Surveyed(Ok(summary())));
+    assert!(
+        matches!(a.sync, SyncState::Running { .. }),
+        "the interrupted run continues by itself"
+    );
+    assert!(!a.resume);
 }
 
 #[test]
@@ -500,7 +525,15 @@ fn result_shows_the_fetch_plan_and_settings_validate_before_applying() {
     }]));
     assert!(shows(&a, "2026-11-22T10:00:03.000Z  complete  103 copied"));
 
-    // Settings: a bad time is caught before anything is written.
+    // Settings (behind a button): a bad time is caught before anything is written.
+    assert!(
+        !shows(&a, "Back up every night at"),
+        "settings start closed"
+    );
+    for m in click(&a, "Settings…") {
+        let _ = a.update(m);
+    }
+    assert!(shows(&a, "Back up every night at"));
     use ferry_app::settings::Message as S;
     // The settings part on its own (below the fold of the scrolled window).
     let click_settings = |a: &App, label: &str| -> Vec<Message> {
