@@ -304,6 +304,20 @@ fn read_req(h: u64, len: u64) -> Vec<u8> {
     req
 }
 
+/// After a 2 MiB FILE_READ (packet 2) of BIG_FILE was sent into an armed stall: waits until the
+/// phone reports itself stalled, unstalls it, and checks the reply arrives whole and intact.
+fn finish_read_across_stall(sim: &Sim, img: &PhoneImage, c: &mut std::net::TcpStream) {
+    sim.wait_status(UDID, "stalled=true", |p| p["stalled"] == true);
+    sim.ctl(&["unstall", "--udid", UDID]);
+    let r = raw::read_afc(c).expect("the reply completes after unstall");
+    assert_eq!(r.num, 2);
+    assert_eq!(
+        r.data().expect("DATA"),
+        &img.read(BIG_FILE)[..2 << 20],
+        "data intact across the stall"
+    );
+}
+
 #[test]
 fn stall_after_bytes_holds_the_reply_until_unstall_and_loses_nothing() {
     use std::io::Write;
@@ -319,16 +333,7 @@ fn stall_after_bytes_holds_the_reply_until_unstall_and_loses_nothing() {
     ))
     .expect("send FILE_READ");
     // The byte budget runs out inside this reply: the phone reports itself stalled.
-    sim.wait_status(UDID, "stalled=true", |p| p["stalled"] == true);
-    sim.ctl(&["unstall", "--udid", UDID]);
-    let r = raw::read_afc(&mut c).expect("the reply completes after unstall");
-    assert_eq!(r.num, 2);
-    let want = img.read(BIG_FILE);
-    assert_eq!(
-        r.data().expect("DATA"),
-        &want[..2 << 20],
-        "data intact across the stall"
-    );
+    finish_read_across_stall(&sim, &img, &mut c);
     drop(c);
     drop(afc);
     sim.stop();
@@ -410,14 +415,7 @@ fn ctl_stall_after_stalls_inside_the_next_replies_until_unstall() {
         &read_req(h, 2 << 20),
     ))
     .expect("send FILE_READ");
-    sim.wait_status(UDID, "stalled=true", |p| p["stalled"] == true);
-    sim.ctl(&["unstall", "--udid", UDID]);
-    let r = raw::read_afc(&mut c).expect("the reply completes after unstall");
-    assert_eq!(
-        r.data().expect("DATA"),
-        &img.read(BIG_FILE)[..2 << 20],
-        "data intact across the stall"
-    );
+    finish_read_across_stall(&sim, &img, &mut c);
     drop(c);
     drop(afc);
     sim.stop();

@@ -47,10 +47,7 @@ impl DestinationLock {
         let give_up = std::time::Instant::now() + LOCK_PATIENCE;
         let outcome = loop {
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Err(e)
-                    if (e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::AGAIN)
-                        && std::time::Instant::now() < give_up =>
-                {
+                Err(e) if held_elsewhere(e) && std::time::Instant::now() < give_up => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 other => break other,
@@ -58,17 +55,10 @@ impl DestinationLock {
         };
         match outcome {
             Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::AGAIN => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.split_whitespace().collect::<Vec<_>>().join(" ");
+            Err(e) if held_elsewhere(e) => {
                 return Err(Error::Busy {
                     path: path.to_path_buf(),
-                    holder: if holder.is_empty() {
-                        "pid unknown".into()
-                    } else {
-                        holder
-                    },
+                    holder: read_holder(&mut file),
                 });
             }
             Err(e) => return Err(Error::io("lock", path, e.into())),
@@ -103,6 +93,23 @@ fn hostname() -> String {
         .into_owned()
 }
 
+/// The flock error that means "another open file holds it".
+fn held_elsewhere(e: rustix::io::Errno) -> bool {
+    e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::AGAIN
+}
+
+/// What the lock file says about its holder, on one line ("pid unknown" when it says nothing).
+fn read_holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        "pid unknown".into()
+    } else {
+        text
+    }
+}
+
 /// Who holds the lock file `path` right now, without taking it: `Some(holder)` ("pid 42 host
 /// nas since …") while another process holds it, `None` when it is free or does not exist.
 /// For screens that want to say "another Ferry run is using this folder" before starting; the
@@ -114,16 +121,7 @@ pub fn holder(path: &Path) -> Option<String> {
             let _ = flock(&file, FlockOperation::Unlock);
             None
         }
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::AGAIN => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            Some(if text.is_empty() {
-                "pid unknown".into()
-            } else {
-                text
-            })
-        }
+        Err(e) if held_elsewhere(e) => Some(read_holder(&mut file)),
         // Cannot tell (an unusual file system): say nothing; the run's own lock decides.
         Err(_) => None,
     }
