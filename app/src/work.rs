@@ -707,11 +707,8 @@ pub struct PastRun {
 /// The last runs of phone `udid` in `dest`, newest first (at most `max`).
 pub async fn history(dest: PathBuf, udid: String, max: usize) -> Vec<PastRun> {
     tokio::task::spawn_blocking(move || {
-        let mut out: Vec<PastRun> = ferry_archive::report_history(&dest, &udid)
+        let mut out: Vec<PastRun> = ferry_archive::recent_reports(&dest, &udid, max)
             .into_iter()
-            .rev()
-            .take(max)
-            .filter_map(|p| std::fs::read(p).ok())
             .filter_map(|b| serde_json::from_slice::<SyncReport>(&b).ok())
             .map(|r| PastRun {
                 finished_at: r.finished_at.clone(),

@@ -73,6 +73,23 @@ impl TmpfsMount {
     }
 }
 
+impl TmpfsMount {
+    /// Unmounts it now, lazily (`umount -l`), as a drive pulled while Ferry holds files open
+    /// on it: the mount point is left behind, an empty folder on the system disk.
+    pub fn unmount_lazy(&self) {
+        let out = Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .output()
+            .expect("running umount(8)");
+        assert!(
+            out.status.success(),
+            "umount -l: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for TmpfsMount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();

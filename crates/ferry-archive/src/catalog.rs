@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
 use crate::durable::Durability;
 use crate::error::{Error, Result};
@@ -130,6 +130,21 @@ pub struct CatalogEntry {
     pub recovered: bool,
 }
 
+/// `path` for an SQLite `file:` URI: every byte outside the unreserved set and `/` is
+/// percent-encoded, so `?`, `#` and `%` in a folder name stay part of the path.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The open catalog.
 #[derive(Debug)]
 pub struct Catalog {
@@ -143,14 +158,90 @@ fn i(n: u64) -> i64 {
 
 impl Catalog {
     /// Opens or creates the catalog. Returns the catalog and whether it was created.
+    ///
+    /// SQLite opens the file by path, so the archive checks first that neither it nor its
+    /// `-wal`/`-shm` is a link, and SQLite is told not to follow one either
+    /// (`SQLITE_OPEN_NOFOLLOW`). Once open, SQLite writes through the descriptors it holds.
     pub fn open(path: &Path, archive_id: &str) -> Result<(Catalog, bool)> {
         let existed = path.exists();
-        let conn = Connection::open(path).map_err(|e| Error::catalog(path, e))?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|e| Error::catalog(path, e))?;
         let c = Catalog {
             conn,
             path: path.to_path_buf(),
         };
         c.pragma()?;
+        c.setup(archive_id).map(|created| (c, created || !existed))
+    }
+
+    /// Opens an existing catalog for reading only: nothing is written, not even the `-wal` or
+    /// `-shm` files, so it works on a read-only or full drive. Without a `-wal` file (a run
+    /// that ended cleanly) the file is complete and is opened `immutable`; with one, SQLite's
+    /// read-only WAL mode is used.
+    pub fn open_read_only(path: &Path, archive_id: &str, has_wal: bool) -> Result<Catalog> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_URI;
+        let uri = format!(
+            "file:{}{}",
+            uri_path(path),
+            if has_wal { "" } else { "?immutable=1" }
+        );
+        let conn = Connection::open_with_flags(&uri, flags).map_err(|e| Error::catalog(path, e))?;
+        let c = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let version: i64 = c
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| c.err(e))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let id = c.meta("archive_id")?.unwrap_or_default();
+        if id != archive_id {
+            return Err(Error::ArchiveIdMismatch {
+                path: path.to_path_buf(),
+                marker_id: archive_id.to_string(),
+                catalog_id: id,
+            });
+        }
+        Ok(c)
+    }
+
+    /// A catalog in memory (for reading an archive whose catalog cannot be used or written:
+    /// it is rebuilt from the journal here and thrown away afterwards). `path` names the
+    /// on-drive catalog in messages.
+    pub fn open_memory(path: &Path, archive_id: &str) -> Result<Catalog> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::catalog(path, e))?;
+        let c = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
+        c.conn
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(|e| c.err(e))?;
+        c.setup(archive_id)?;
+        Ok(c)
+    }
+
+    /// Creates the schema in a new catalog, or checks an existing one's version and archive
+    /// id. Returns whether it was created.
+    fn setup(&self, archive_id: &str) -> Result<bool> {
+        let c = self;
+        let path = &self.path;
         let version: i64 = c
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -182,7 +273,7 @@ impl Catalog {
                 });
             }
         }
-        Ok((c, created || !existed))
+        Ok(created)
     }
 
     fn pragma(&self) -> Result<()> {

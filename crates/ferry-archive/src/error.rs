@@ -235,6 +235,20 @@ pub enum Error {
         /// What happened.
         detail: String,
     },
+    /// The destination is no longer the archive that was opened: the drive was unmounted or
+    /// unplugged (its empty mount point is left), or the folder was moved, replaced or
+    /// deleted during the run.
+    #[error(
+        "the backup drive went away: {dir} is no longer the archive Ferry opened ({detail})\n\
+         hint: plug the drive back in and mount it at the same place, then run again. \
+         Everything already copied is safe, and nothing was written anywhere else"
+    )]
+    DestinationGone {
+        /// The destination.
+        dir: PathBuf,
+        /// What changed.
+        detail: String,
+    },
 }
 
 impl Error {

@@ -136,6 +136,12 @@ fn kind_of(_st: &rustix::fs::StatFs) -> FsKind {
     FsKind::Other
 }
 
+/// Detects the file system holding the open folder or file `fd`.
+pub fn detect_fd(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<FsKind> {
+    let st = rustix::fs::fstatfs(fd)?;
+    Ok(kind_of(&st))
+}
+
 /// Bytes available to an unprivileged writer on the file system holding `path`
 /// (`statvfs`: `f_bavail × f_frsize`).
 pub fn available_bytes(path: &Path) -> std::io::Result<u64> {

@@ -15,7 +15,12 @@
 //! ([`crate::Archive::rebuild_catalog`]). A torn last line (crash mid-append) is ignored; a
 //! line that does not parse is counted and skipped, never fatal.
 
-use std::fs::{File, OpenOptions};
+#[cfg(test)]
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::fs::OFlags;
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -112,15 +117,24 @@ pub struct JournalRead {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal for appending; a torn last line is closed with a
-    /// newline so the next record starts on its own line.
+    /// Opens (creating if needed, owner-only) the journal `path` for appending; a link there
+    /// is refused. A torn last line is closed with a newline so the next record starts on its
+    /// own line.
     pub fn open(path: &Path) -> Result<Journal> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(|e| Error::io("open journal", path, e))?;
+        let (dir, name) = crate::root::open_parent(path)?;
+        Journal::open_at(dir.as_fd(), path, name)
+    }
+
+    /// [`Journal::open`] of `name` in the held folder `dir` (`path` names it in messages).
+    pub(crate) fn open_at(dir: BorrowedFd<'_>, path: &Path, name: &str) -> Result<Journal> {
+        let mut file = crate::root::open_file_at(
+            dir,
+            name,
+            OFlags::RDWR | OFlags::APPEND | OFlags::CREATE,
+            crate::root::META_FILE_MODE,
+            path,
+            "open journal",
+        )?;
         let mut len = file
             .metadata()
             .map_err(|e| Error::io("inspect", path, e))?
@@ -183,14 +197,28 @@ impl Journal {
     }
 }
 
-/// Reads the records after byte `from` (0 = all). A missing journal reads as empty.
+/// Reads the records after byte `from` (0 = all). A missing journal reads as empty; a link
+/// is refused.
 pub fn read_from(path: &Path, from: u64) -> Result<JournalRead> {
+    let (dir, name) = crate::root::open_parent(path)?;
+    read_from_at(dir.as_fd(), path, name, from)
+}
+
+/// [`read_from`] of `name` in the held folder `dir`.
+pub(crate) fn read_from_at(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    name: &str,
+    from: u64,
+) -> Result<JournalRead> {
     let mut out = JournalRead::default();
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io("open journal", path, e)),
-    };
+    if crate::root::kind_at(dir, name)
+        .map_err(|e| Error::io("inspect", path, e))?
+        .is_none()
+    {
+        return Ok(out);
+    }
+    let mut f = crate::root::open_file_at(dir, name, OFlags::RDONLY, 0, path, "open journal")?;
     let len = f
         .metadata()
         .map_err(|e| Error::io("inspect", path, e))?

@@ -8,10 +8,15 @@
 //!   .ferry/catalog.sqlite   index: phone + asset UUID + role → path, size, BLAKE3, state
 //!   .ferry/journal.jsonl    append-only journal the catalog can be rebuilt from
 //!   .ferry/lock             OS advisory lock: one run per destination
+//!   .ferry/reports/<udid>/  run reports; .ferry/plans/<udid>.json: fetch plans
 //!   Anna's iPhone/2024/01/IMG_1234.HEIC
 //!   Anna's iPhone/2024/01/IMG_1234.MOV        (Live Photo video: same base name)
 //!   Anna's iPhone/unknown-date/IMG_0001.JPG
 //! ```
+//!
+//! An open archive holds its destination (a directory handle, `*at` calls, no links followed
+//! in Ferry's own files, `.ferry` owner-only): see [`root`](crate::archive) and
+//! [`Error::DestinationGone`].
 //!
 //! Every byte written under `DIR` goes through one audited path — [`PhoneArchive::begin`],
 //! [`PendingFile::write_chunk`], [`PendingFile::finish`] — which never puts a partial file
@@ -51,6 +56,7 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod check;
 pub mod durable;
 pub mod error;
 pub mod fsinfo;
@@ -58,19 +64,27 @@ pub mod journal;
 pub mod lock;
 pub mod marker;
 pub mod names;
+mod root;
+pub mod spec;
+pub mod stores;
 #[doc(hidden)]
 pub mod testing;
+pub mod write;
 
 pub use archive::{
-    destination_holder, hash_file, read_fetch_plan, read_latest_report, report_history,
-    reported_phones, Archive, ArchiveOptions, Archived, ConsistencyReport, DestinationFacts,
-    OpenReport, PendingFile, PhoneArchive, ResourceSpec, WriteOutcome, LATEST_REPORT,
+    destination_holder, Archive, ArchiveOptions, DestinationFacts, DriveState, OpenReport,
 };
 pub use catalog::{CatalogEntry, FileState, PhoneRow};
+pub use check::{hash_file, ConsistencyReport};
 pub use durable::Durability;
 pub use error::{human_bytes, Error, ErrorScope, Result};
 pub use fsinfo::FsKind;
 pub use marker::Marker;
+pub use spec::ResourceSpec;
+pub use stores::{
+    read_fetch_plan, read_latest_report, recent_reports, reported_phones, safe_udid, LATEST_REPORT,
+};
+pub use write::{Archived, PendingFile, PhoneArchive, WriteOutcome};
 
 pub(crate) use archive::now_millis;
 

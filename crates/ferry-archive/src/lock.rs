@@ -13,11 +13,12 @@
 //! spawns helpers while opening or closing archives can therefore see a brief, spurious
 //! [`Error::Busy`]; the archive's own tests serialise their `mount` calls for this reason.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::{flock, FlockOperation, OFlags};
 
 use crate::error::{Error, Result};
 
@@ -33,20 +34,46 @@ pub struct DestinationLock {
 }
 
 impl DestinationLock {
-    /// Takes the lock, waiting up to [`LOCK_PATIENCE`] for a short holder (a `ferry status` or
-    /// the app reading the catalog) to let go; then fails with [`Error::Busy`] naming the
-    /// holder. A real concurrent run holds it far longer.
+    /// Takes the lock file `path` (its folder is opened by path; the file itself is never
+    /// reached through a link). See [`DestinationLock::acquire_at`].
     pub fn acquire(path: &Path) -> Result<DestinationLock> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io("open lock file", path, e))?;
+        let (dir, name) = crate::root::open_parent(path)?;
+        DestinationLock::acquire_at(dir.as_fd(), name, path, Mode::Exclusive)
+    }
+
+    /// Takes the lock on `name` in the held metadata folder `dir`, waiting up to
+    /// [`LOCK_PATIENCE`] for a short holder (a `ferry status` or the app reading the catalog)
+    /// to let go; then fails with [`Error::Busy`] naming the holder. A real concurrent run
+    /// holds it far longer. A link in place of the lock file is refused
+    /// ([`Error::UnsafePath`]): following it would truncate whatever it points at.
+    ///
+    /// [`Mode::Shared`] is for commands that only read (`status`, `verify`): they exclude a
+    /// writer but not each other, and never write the holder line.
+    pub(crate) fn acquire_at(
+        dir: BorrowedFd<'_>,
+        name: &str,
+        path: &Path,
+        mode: Mode,
+    ) -> Result<DestinationLock> {
+        let flags = match mode {
+            Mode::Exclusive => OFlags::RDWR | OFlags::CREATE,
+            Mode::Shared => OFlags::RDONLY,
+        };
+        let mut file = crate::root::open_file_at(
+            dir,
+            name,
+            flags,
+            crate::root::META_FILE_MODE,
+            path,
+            "open lock file",
+        )?;
+        let op = match mode {
+            Mode::Exclusive => FlockOperation::NonBlockingLockExclusive,
+            Mode::Shared => FlockOperation::NonBlockingLockShared,
+        };
         let give_up = std::time::Instant::now() + LOCK_PATIENCE;
         let outcome = loop {
-            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            match flock(&file, op) {
                 Err(e) if held_elsewhere(e) && std::time::Instant::now() < give_up => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
@@ -63,17 +90,19 @@ impl DestinationLock {
             }
             Err(e) => return Err(Error::io("lock", path, e.into())),
         }
-        // Diagnostics only; failures here do not matter.
-        let info = format!(
-            "pid {} host {} since {}\n",
-            std::process::id(),
-            hostname(),
-            ferry_photos::record::format_utc_millis(crate::now_millis())
-        );
-        let _ = file.set_len(0);
-        let _ = file.seek(SeekFrom::Start(0));
-        let _ = file.write_all(info.as_bytes());
-        let _ = file.flush();
+        if mode == Mode::Exclusive {
+            // Diagnostics only; failures here do not matter.
+            let info = format!(
+                "pid {} host {} since {}\n",
+                std::process::id(),
+                hostname(),
+                ferry_photos::record::format_utc_millis(crate::now_millis())
+            );
+            let _ = file.set_len(0);
+            let _ = file.seek(SeekFrom::Start(0));
+            let _ = file.write_all(info.as_bytes());
+            let _ = file.flush();
+        }
         Ok(DestinationLock {
             _file: file,
             path: path.to_path_buf(),
@@ -84,6 +113,15 @@ impl DestinationLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// How a destination is locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// A run that writes: alone.
+    Exclusive,
+    /// A command that only reads: beside other readers, never beside a writer.
+    Shared,
 }
 
 fn hostname() -> String {
@@ -115,7 +153,9 @@ fn read_holder(file: &mut File) -> String {
 /// For screens that want to say "another Ferry run is using this folder" before starting; the
 /// answer can be stale a moment later, so a run still relies on [`DestinationLock::acquire`].
 pub fn holder(path: &Path) -> Option<String> {
-    let mut file = File::open(path).ok()?;
+    let (dir, name) = crate::root::open_parent(path).ok()?;
+    let mut file =
+        crate::root::open_file_at(dir.as_fd(), name, OFlags::RDONLY, 0, path, "open").ok()?;
     match flock(&file, FlockOperation::NonBlockingLockShared) {
         Ok(()) => {
             let _ = flock(&file, FlockOperation::Unlock);

@@ -5,6 +5,8 @@
 //! internal disk instead. The marker is written last during initialisation, so "marker
 //! present" implies the metadata folder is complete.
 
+use std::io::Read;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -80,20 +82,45 @@ impl Marker {
         Ok(m)
     }
 
-    /// Reads the marker of destination `dir`: [`Error::NotInitialised`] if absent.
+    /// Reads the marker of destination `dir`: [`Error::NotInitialised`] if absent. Neither
+    /// `.ferry` nor the marker is read through a link ([`Error::UnsafePath`]).
     pub fn read(dir: &Path) -> Result<Marker> {
+        let root = crate::root::Root::open(dir, false)?;
+        Marker::read_at(root.meta(), dir)
+    }
+
+    /// Reads the marker in the held metadata folder `meta` of destination `dir`.
+    pub(crate) fn read_at(meta: BorrowedFd<'_>, dir: &Path) -> Result<Marker> {
         let path = marker_path(dir);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Marker::parse(&path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotInitialised {
+        if crate::root::kind_at(meta, MARKER_FILE)
+            .map_err(|e| Error::io("inspect", &path, e))?
+            .is_none()
+        {
+            return Err(Error::NotInitialised {
                 dir: dir.to_path_buf(),
                 marker: path,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Error::MarkerDamaged {
+            });
+        }
+        let mut f = crate::root::open_file_at(
+            meta,
+            MARKER_FILE,
+            rustix::fs::OFlags::RDONLY,
+            0,
+            &path,
+            "read",
+        )?;
+        let mut bytes = Vec::new();
+        // A marker is a few hundred bytes; anything much larger is not one.
+        f.by_ref()
+            .take(64 * 1024)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read", &path, e))?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Marker::parse(&path, &text),
+            Err(_) => Err(Error::MarkerDamaged {
                 path,
                 detail: "not UTF-8 text".into(),
             }),
-            Err(e) => Err(Error::io("read", &path, e)),
         }
     }
 }

@@ -33,6 +33,8 @@ pub mod code {
     pub const DESTINATION: u8 = 44;
     /// `ferry verify` found missing or damaged files.
     pub const VERIFY_FAILED: u8 = 45;
+    /// The destination went away during the run (drive unmounted or unplugged, folder moved).
+    pub const DESTINATION_GONE: u8 = 46;
 }
 
 /// The exit code for an archive error.
@@ -42,6 +44,7 @@ pub fn archive_code(e: &ArchiveError) -> u8 {
         ArchiveError::Busy { .. } => code::BUSY,
         ArchiveError::DiskFull { .. } => code::DISK_FULL,
         ArchiveError::ReadOnly { .. } | ArchiveError::PermissionDenied { .. } => code::READ_ONLY,
+        ArchiveError::DestinationGone { .. } => code::DESTINATION_GONE,
         _ => code::DESTINATION,
     }
 }
@@ -429,6 +432,9 @@ struct StatusDoc {
     /// Another run holds the lock: counts come from the last reports only.
     busy: bool,
     catalog_rebuilt: bool,
+    /// Whether the drive can take a backup now (absent while another run holds it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drive: Option<ferry_archive::DriveState>,
     phones: Vec<PhoneStatus>,
 }
 
@@ -447,9 +453,26 @@ fn last_run(r: &SyncReport) -> LastRun {
     }
 }
 
+/// One sentence when the drive cannot take a backup now (status and verify still work).
+fn print_drive_note(drive: Option<ferry_archive::DriveState>) {
+    match drive {
+        Some(ferry_archive::DriveState::ReadOnly) => println!(
+            "The drive is mounted read-only: this backup can be read and verified, but nothing \
+             new can be added until it is mounted read-write."
+        ),
+        Some(ferry_archive::DriveState::Full { available }) => println!(
+            "The drive is full ({} free): the next backup needs more room. Free space on the \
+             drive or use a larger one.",
+            render::bytes(available)
+        ),
+        _ => {}
+    }
+}
+
 /// `ferry status`.
 pub fn status_cmd(dest: &Path, json: bool) -> ExitCode {
-    let doc = match Archive::open(dest, ArchiveOptions::default()) {
+    // Read-only: works on a full or read-only drive, never changes anything.
+    let doc = match Archive::open_read_only(dest) {
         Ok(a) => {
             let mut phones = Vec::new();
             let entries = match a.all_entries() {
@@ -500,6 +523,7 @@ pub fn status_cmd(dest: &Path, json: bool) -> ExitCode {
                 archive_id: Some(a.marker().archive_id.clone()),
                 busy: false,
                 catalog_rebuilt: a.open_report().catalog_rebuilt,
+                drive: a.drive_state().ok(),
                 phones,
             }
         }
@@ -527,6 +551,7 @@ pub fn status_cmd(dest: &Path, json: bool) -> ExitCode {
                 archive_id: ferry_archive::Marker::read(dest).ok().map(|m| m.archive_id),
                 busy: true,
                 catalog_rebuilt: false,
+                drive: None,
                 phones,
             }
         }
@@ -543,6 +568,7 @@ pub fn status_cmd(dest: &Path, json: bool) -> ExitCode {
     if doc.catalog_rebuilt {
         println!("(The catalog was rebuilt from the archive's journal.)");
     }
+    print_drive_note(doc.drive);
     if doc.phones.is_empty() {
         println!(
             "Nothing backed up yet. Run `ferry sync --dest {}`.",
@@ -597,7 +623,8 @@ pub fn verify_cmd(dest: &Path, sample: f64, json: bool) -> ExitCode {
         eprintln!("error: --sample must be a percentage in (0, 100], got {sample}");
         return ExitCode::from(2);
     }
-    let archive = match Archive::open(dest, ArchiveOptions::default()) {
+    // Read-only: works on a full or read-only drive, never changes anything.
+    let archive = match Archive::open_read_only(dest) {
         Ok(a) => a,
         Err(e) => return report_error(&SyncError::Archive(e), json),
     };
@@ -621,9 +648,11 @@ pub fn verify_cmd(dest: &Path, sample: f64, json: bool) -> ExitCode {
             "destination": dest.display().to_string(),
             "sample_percent": sample,
             "ok": !damaged,
+            "drive": archive.drive_state().ok(),
             "report": rep,
         }));
     } else {
+        print_drive_note(archive.drive_state().ok());
         println!(
             "Checked {} files: {} re-read and hashed ({}).",
             rep.files_checked,

@@ -867,3 +867,163 @@ fn a_changed_original_is_added_as_a_new_version_and_the_old_one_kept() {
         0
     );
 }
+
+/// Starts `ferry sync --init --json` into `dest` against a phone that stalls mid-copy, runs
+/// `act` while it is stalled, lets the phone go on, and returns the finished run's output.
+fn act_while_stalled(
+    img: &Path,
+    dest: &Path,
+    act: impl FnOnce(),
+) -> (std::process::Output, Sim, Home) {
+    let db = std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite"))
+        .unwrap()
+        .len()
+        + std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    let sim = start(img, |o| o.stall_after_bytes(db + 200_000));
+    let home = Home::new();
+    pair(&sim, &home);
+    let mut cmd = ferry_cmd(
+        &sim.mux_env(),
+        &home,
+        &[
+            "sync",
+            "--dest",
+            dest.to_str().unwrap(),
+            "--init",
+            "--json",
+            "--io-timeout",
+            "300",
+        ],
+    );
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let udid = udid_of(img);
+    wait_for(
+        "the phone to stall mid-run",
+        Duration::from_secs(60),
+        || sim.phone_status(&udid)["stalled"] == true,
+    );
+    act();
+    sim.ctl(&["unstall"]);
+    let out = child.wait_with_output().unwrap();
+    (out, sim, home)
+}
+
+fn assert_went_away(out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(46), "{stderr}");
+    assert!(stderr.contains("went away"), "{stderr}");
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["outcome"], "stopped", "{rep}");
+    assert_eq!(rep["stopped"]["kind"], "destination_gone", "{rep}");
+    check_sum(&rep);
+}
+
+#[test]
+fn a_drive_unmounted_mid_run_stops_and_nothing_lands_on_the_mount_point() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = slow_image(tmp.path(), "61");
+    let m = ferry_e2e::mount::TmpfsMount::new("64m");
+    let (out, _sim, _home) = act_while_stalled(&img, &m.dir, || m.unmount_lazy());
+    assert_went_away(&out);
+    // The mount point is a plain empty folder on the system disk again: nothing was written
+    // into it, neither photos nor `.ferry/reports`.
+    let left: Vec<_> = std::fs::read_dir(&m.dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_destination_moved_or_deleted_mid_run_stops_and_is_not_recreated() {
+    for delete in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = slow_image(tmp.path(), "62");
+        let exp = expected(&img);
+        let dest = tmp.path().join("backup");
+        let moved = tmp.path().join("moved");
+        let (out, sim, home) = act_while_stalled(&img, &dest, || {
+            if delete {
+                std::fs::remove_dir_all(&dest).unwrap();
+            } else {
+                std::fs::rename(&dest, &moved).unwrap();
+            }
+        });
+        assert_went_away(&out);
+        assert!(!dest.exists(), "the destination was re-created");
+        if !delete {
+            // The moved archive is consistent and the next run completes it exactly.
+            assert_no_partial_final_files(&moved, &exp);
+            ferry(&sim, &home, &["verify", "--dest", moved.to_str().unwrap()]).ok();
+            let rep = resume(&sim, &home, &moved);
+            assert_eq!(rep["outcome"], "complete");
+            assert_archive_exact(&moved, &exp);
+        }
+    }
+}
+
+#[test]
+fn status_and_verify_work_on_a_read_only_and_on_a_full_drive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "30", "--seed", "63"]);
+    let exp = expected(&img);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let m = ferry_e2e::mount::TmpfsMount::new("40m");
+    sync_json(&sim, &home, &m.dir, &["--init"]).ok();
+    let files = archive_files(&m.dir).len();
+    let dest = m.dir.to_str().unwrap();
+
+    m.remount_ro();
+    let r = ferry(&sim, &home, &["status", "--dest", dest]);
+    r.ok().stdout_has("read-only");
+    let doc = ferry(&sim, &home, &["status", "--dest", dest, "--json"]).json();
+    assert_eq!(doc["drive"]["state"], "read_only", "{doc}");
+    assert_eq!(
+        doc["phones"][0]["files"].as_u64().unwrap() as usize,
+        files,
+        "{doc}"
+    );
+    let r = ferry(&sim, &home, &["verify", "--dest", dest]);
+    r.ok().stdout_has("read-only");
+
+    // Full: a filler takes all but a few kB.
+    m.remount("rw");
+    let filler = m.dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 1 << 16];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let r = ferry(&sim, &home, &["status", "--dest", dest]);
+    r.ok().stdout_has("full");
+    let doc = ferry(&sim, &home, &["status", "--dest", dest, "--json"]).json();
+    assert_eq!(doc["drive"]["state"], "full", "{doc}");
+    ferry(&sim, &home, &["verify", "--dest", dest]).ok();
+    std::fs::remove_file(&filler).unwrap();
+    assert_archive_exact(&m.dir, &exp);
+}
+
+#[test]
+fn a_linked_lock_file_is_refused_and_what_it_points_at_is_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "10", "--seed", "64"]);
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    sync_json(&sim, &home, &dest, &["--init"]).ok();
+    let victim = tmp.path().join("victim.txt");
+    std::fs::write(&victim, b"keep me\n").unwrap();
+    let lock = dest.join(".ferry/lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
+    for args in [&["status"][..], &["verify"], &["sync"]] {
+        let mut a = args.to_vec();
+        a.extend(["--dest", dest.to_str().unwrap()]);
+        ferry(&sim, &home, &a)
+            .expect_code(44)
+            .stderr_has("symbolic link");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me\n", "{args:?}");
+    }
+}

@@ -40,6 +40,7 @@ impl SyncError {
                 ferry_archive::Error::DiskFull { .. } => "disk_full",
                 ferry_archive::Error::ReadOnly { .. } => "read_only",
                 ferry_archive::Error::Busy { .. } => "busy",
+                ferry_archive::Error::DestinationGone { .. } => "destination_gone",
                 _ => "destination",
             },
             SyncError::Cancelled => "cancelled",
