@@ -355,7 +355,7 @@ mod tests {
         Mux::new(addr, Duration::from_secs(20))
     }
 
-    /// Found by fuzzing (device-proto/tests/fuzz_plist.rs): a binary plist whose objects share
+    /// Found with the plist fuzz harness's inputs (device-proto/tests/fuzz_plist.rs): a binary plist whose objects share
     /// children expands to 2^40 values; `<array>` nested 100 000 deep overflows the stack in
     /// serde. A usbmuxd reply like that is now a typed error, at once.
     #[tokio::test]

@@ -8,7 +8,7 @@
 //! longer than a deadline (a hang fails the test instead of blocking it), and every record it
 //! returns can be dated, serialised and reconciled without panicking.
 //!
-//! Cases: 160 by default (CI); `FERRY_FUZZ_CASES=N` for a long run (docs/testing.md).
+//! Cases: 300 by default (CI); `FERRY_FUZZ_CASES=N` for a long run (docs/testing.md).
 
 mod common;
 
@@ -527,7 +527,7 @@ fn run_case(schema: IosSchema, muts: &[Mutation]) -> Result<usize, String> {
 fn mutated_databases_give_records_or_typed_errors() {
     let schema = prop::sample::select(vec![IosSchema::Ios18, IosSchema::Ios13]);
     let mut runner = TestRunner::new(Config {
-        cases: cases(160),
+        cases: cases(300),
         failure_persistence: None,
         max_shrink_time: 120_000,
         ..Config::default()
@@ -538,6 +538,13 @@ fn mutated_databases_give_records_or_typed_errors() {
             &(schema, proptest::collection::vec(mutation(), 1..4)),
             |(schema, muts)| {
                 let r = run_case(schema, &muts);
+                if std::env::var_os("FERRY_FUZZ_VERBOSE").is_some() {
+                    eprintln!(
+                        "{schema:?} {:?}",
+                        r.as_ref()
+                            .map_err(|e| e.lines().next().unwrap_or("").to_string())
+                    );
+                }
                 let o = &outcomes[usize::from(r.is_err())];
                 o.set(o.get() + 1);
                 Ok(())
@@ -550,8 +557,9 @@ fn mutated_databases_give_records_or_typed_errors() {
     assert!(ok > 0 && err > 0, "ok/err: {ok}/{err}");
 }
 
-/// Found by this fuzzer: `ZTIMEZONEOFFSET = -9223372036854775808` made
-/// `AssetRecord::created_local` panic (`i64::MIN.abs()` overflows).
+/// Found while writing this harness (reviewing every value a record computes from the row):
+/// `ZTIMEZONEOFFSET = -9223372036854775808` made `AssetRecord::created_local` panic
+/// (`i64::MIN.abs()` overflows).
 #[test]
 fn regression_tz_offset_i64_min_in_created_local() {
     let (_d, db) = copy_db(base(IosSchema::Ios18));
@@ -577,7 +585,7 @@ fn regression_tz_offset_i64_min_in_created_local() {
     }
 }
 
-/// Found by this fuzzer: a 154-byte binary plist in `Z_METADATA` whose objects share children
+/// Found with the plist harness (device-proto/tests/fuzz_plist.rs): a 154-byte binary plist in `Z_METADATA` whose objects share children
 /// expanded to millions of values (seconds per open; a few more bytes would never finish).
 /// Now refused by `plist_bounds`, and the model version is simply unknown.
 #[test]
@@ -600,7 +608,7 @@ fn regression_metadata_plist_shared_children_bomb() {
     assert!(t0.elapsed() < DEADLINE);
 }
 
-/// Found by this fuzzer: `Z_METADATA` holding `<array>` nested 100 000 deep overflowed the
+/// Found with the plist harness: `Z_METADATA` holding `<array>` nested 100 000 deep overflowed the
 /// stack when the parsed value was dropped, aborting the process.
 #[test]
 fn regression_metadata_plist_deep_nesting() {
