@@ -104,16 +104,19 @@ pub fn sanitize_component_max(input: &str, max_bytes: usize) -> String {
     if is_reserved_device_name(&name) {
         name.insert(0, '_');
     }
-    // Cutting can expose a trailing dot/space or split a combining sequence: repeat until
-    // stable (each round only shortens, so this ends).
+    // Cutting can expose a trailing dot/space, split a combining sequence or leave a device
+    // name (`CON` + 300 spaces + `x` is cut to `CON`): repeat until stable. Each round only
+    // shortens, except the `_` prefix, which can be added once (a name starting with `_` is
+    // never a device name), so this ends.
     loop {
         let cut = trim_name_edges(truncate_bytes(&name, max_bytes));
-        let next: String = cut.nfc().collect();
-        let next = if next.is_empty() {
-            FALLBACK_NAME.to_string()
-        } else {
-            next
-        };
+        let mut next: String = cut.nfc().collect();
+        if next.is_empty() {
+            next = FALLBACK_NAME.to_string();
+        }
+        if is_reserved_device_name(&next) {
+            next.insert(0, '_');
+        }
         if next == name && name.len() <= max_bytes {
             return name;
         }
@@ -225,8 +228,10 @@ pub fn date_folder(capture_utc_millis: Option<i64>, tz_offset_seconds: Option<i6
     let Some(ms) = capture_utc_millis else {
         return vec![UNKNOWN_DATE_FOLDER.to_string()];
     };
+    // A range check, not `o.abs()`: the offset comes from the phone's database and
+    // `i64::MIN.abs()` overflows.
     let offset = tz_offset_seconds
-        .filter(|o| o.abs() <= 18 * 3600)
+        .filter(|o| (-18 * 3600..=18 * 3600).contains(o))
         .unwrap_or(0);
     let Some(local_ms) = ms.checked_add(offset * 1000) else {
         return vec![UNKNOWN_DATE_FOLDER.to_string()];

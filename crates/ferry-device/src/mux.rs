@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use ferry_photos::plist_bounds;
 use idevice::pairing_file::PairingFile;
 use idevice::provider::UsbmuxdProvider;
 use plist::{Dictionary, Value};
@@ -172,6 +173,13 @@ impl Mux {
             }
             let mut body = vec![0u8; (total - 16) as usize];
             sock.read_exact(&mut body).await.map_err(io)?;
+            // Bounded before parsing: a small plist can expand or nest without bound.
+            plist_bounds::check(&body, plist_bounds::Limits::DEFAULT).map_err(|e| {
+                Error::Internal {
+                    during: during.into(),
+                    detail: format!("usbmuxd reply refused: {e}"),
+                }
+            })?;
             plist::from_bytes::<Dictionary>(&body).map_err(|e| Error::Internal {
                 during: during.into(),
                 detail: format!("usbmuxd reply is not a plist dictionary: {e}"),
@@ -225,6 +233,10 @@ impl Mux {
         req.insert("PairRecordID".into(), udid.into());
         let reply = self.request(req, "reading the pair record").await?;
         match reply.get("PairRecordData").and_then(Value::as_data) {
+            Some(data) if plist_bounds::check(data, plist_bounds::Limits::DEFAULT).is_err() => {
+                tracing::warn!(udid, "pair record too large or too deep; treating as not paired");
+                Ok(None)
+            }
             Some(data) => PairingFile::from_bytes(data).map(Some).map_err(|e| {
                 tracing::warn!(udid, error = %e, "unusable pair record; treating as not paired");
                 e
@@ -312,6 +324,73 @@ mod tests {
         assert_eq!(dev.link_speed_bps, None);
         d.insert("DeviceID".into(), Value::String("x".into()));
         assert!(UsbDevice::from_plist(&d).is_none());
+    }
+
+    /// Serves one usbmuxd reply carrying `body` to the first request.
+    async fn fake_usbmuxd(body: Vec<u8>) -> Mux {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut head = [0u8; 16];
+            s.read_exact(&mut head).await.expect("header");
+            let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            let mut req = vec![0u8; len - 16];
+            s.read_exact(&mut req).await.expect("request");
+            let mut reply = Vec::new();
+            for v in [(body.len() + 16) as u32, 1, 8, 1] {
+                reply.extend_from_slice(&v.to_le_bytes());
+            }
+            reply.extend_from_slice(&body);
+            s.write_all(&reply).await.expect("reply");
+        });
+        let addr = crate::addr::parse(
+            Some(&format!("127.0.0.1:{port}")),
+            crate::addr::Os::current(),
+        )
+        .expect("address");
+        Mux::new(addr, Duration::from_secs(20))
+    }
+
+    /// Found with the plist fuzz harness's inputs (device-proto/tests/fuzz_plist.rs): a binary plist whose objects share
+    /// children expands to 2^40 values; `<array>` nested 100 000 deep overflows the stack in
+    /// serde. A usbmuxd reply like that is now a typed error, at once.
+    #[tokio::test]
+    async fn regression_unbounded_usbmuxd_reply_is_refused() {
+        // {DeviceList: a}, where a = [b, b], b = [c, c], … 40 levels, then an integer.
+        let mut bomb = b"bplist00".to_vec();
+        let mut offsets = vec![bomb.len() as u8];
+        bomb.extend_from_slice(&[0xd1, 42, 1]);
+        for i in 1..=40u8 {
+            offsets.push(bomb.len() as u8);
+            bomb.extend_from_slice(&[0xa2, i + 1, i + 1]);
+        }
+        offsets.push(bomb.len() as u8);
+        bomb.extend_from_slice(&[0x10, 1]);
+        offsets.push(bomb.len() as u8);
+        bomb.push(0x5a);
+        bomb.extend_from_slice(b"DeviceList");
+        let table = bomb.len() as u64;
+        bomb.extend_from_slice(&offsets);
+        bomb.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 1]);
+        bomb.extend_from_slice(&43u64.to_be_bytes());
+        bomb.extend_from_slice(&0u64.to_be_bytes());
+        bomb.extend_from_slice(&table.to_be_bytes());
+        let deep = format!(
+            "<plist><dict><key>DeviceList</key>{}{}</dict></plist>",
+            "<array>".repeat(100_000),
+            "</array>".repeat(100_000)
+        )
+        .into_bytes();
+        for body in [bomb, deep] {
+            let t0 = std::time::Instant::now();
+            let err = fake_usbmuxd(body).await.list().await.expect_err("refused");
+            assert!(err.to_string().contains("refused"), "{err}");
+            assert!(t0.elapsed() < Duration::from_secs(10));
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! - [`record`]: [`AssetRecord`] and its enums;
 //! - [`reconcile`]: decide per resource with the files on the phone;
 //! - [`path`]: validated AFC paths;
+//! - [`plist_bounds`]: refuses plists that would expand or nest without bound;
 //! - [`error`], [`Error`].
 //!
 //! The rules follow `shared/specs/photos-sqlite.md`; everything marked ⚠ UNCONFIRMED there is
@@ -38,6 +39,7 @@
 
 pub mod error;
 pub mod path;
+pub mod plist_bounds;
 pub mod reader;
 pub mod reconcile;
 pub mod record;

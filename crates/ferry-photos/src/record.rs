@@ -342,7 +342,12 @@ impl AssetRecord {
     /// implausible (beyond ±18 h). Use this for date folders: people think in local time.
     pub fn created_local(&self) -> Option<String> {
         let ms = self.created_unix_millis()?;
-        let Some(off) = self.tz_offset_seconds.filter(|o| o.abs() <= 18 * 3600) else {
+        // A range check, not `o.abs()`: `i64::MIN.abs()` overflows (the value is from the
+        // phone's database).
+        let Some(off) = self
+            .tz_offset_seconds
+            .filter(|o| (-18 * 3600..=18 * 3600).contains(o))
+        else {
             return Some(format_utc_millis(ms));
         };
         let local = format_utc_millis(ms + off * 1000);

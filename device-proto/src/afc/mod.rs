@@ -25,9 +25,6 @@ use crate::phone::Phone;
 use jail::JailError;
 use packet::{op, status, Header};
 
-/// Largest argument block kept for a non-write request. Paths are at most 1024 bytes on iOS;
-/// a larger block is drained and answered NO_RESOURCES.
-const MAX_ARGS: u64 = 64 * 1024;
 /// Open handles per connection.
 const MAX_HANDLES: usize = 256;
 /// Requests read ahead of the replies.
@@ -92,29 +89,15 @@ async fn read_request<R: tokio::io::AsyncRead + Unpin>(rd: &mut R) -> Option<Req
             return None;
         }
     };
-    let is_write = matches!(h.op, op::FILE_WRITE | op::WRITE_FILE | op::WRITE_PART);
-    let total = h.entire_len - packet::HEADER_LEN as u64;
     // Writes keep only their fixed header part; bulk data is drained (writes are refused).
-    let keep = if is_write {
-        h.header_payload_len()
-    } else {
-        total
-    };
-    if keep > MAX_ARGS {
-        drain(rd, total).await?;
-        return Some(Request {
-            h,
-            args: Vec::new(),
-            oversized: true,
-        });
-    }
-    let mut args = vec![0u8; keep as usize];
+    let plan = packet::arg_plan(&h);
+    let mut args = vec![0u8; plan.keep as usize];
     rd.read_exact(&mut args).await.ok()?;
-    drain(rd, total - keep).await?;
+    drain(rd, plan.skip).await?;
     Some(Request {
         h,
         args,
-        oversized: false,
+        oversized: plan.oversized,
     })
 }
 

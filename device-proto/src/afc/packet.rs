@@ -121,6 +121,84 @@ pub fn parse_header(b: &[u8; HEADER_LEN]) -> Result<Header, HeaderError> {
     Ok(h)
 }
 
+/// Largest argument block kept for a request (paths are at most 1024 bytes on iOS; writes
+/// keep only their fixed part). A larger block is drained and answered NO_RESOURCES.
+pub const MAX_ARGS: u64 = 64 * 1024;
+
+/// How the bytes after a request's header are read: `keep` bytes of arguments into memory,
+/// then `skip` bytes discarded as they arrive (never buffered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgPlan {
+    /// Argument bytes to read into memory (at most [`MAX_ARGS`]).
+    pub keep: u64,
+    /// Bytes to drain after them.
+    pub skip: u64,
+    /// The argument block exceeded [`MAX_ARGS`]: nothing is kept.
+    pub oversized: bool,
+}
+
+/// The read plan for a checked header. Writes keep only their fixed header part (their bulk
+/// data is drained: the simulator refuses writes).
+pub fn arg_plan(h: &Header) -> ArgPlan {
+    let is_write = matches!(h.op, op::FILE_WRITE | op::WRITE_FILE | op::WRITE_PART);
+    let total = h.entire_len - HEADER_LEN as u64;
+    let keep = if is_write {
+        h.header_payload_len()
+    } else {
+        total
+    };
+    if keep > MAX_ARGS {
+        ArgPlan {
+            keep: 0,
+            skip: total,
+            oversized: true,
+        }
+    } else {
+        ArgPlan {
+            keep,
+            skip: total - keep,
+            oversized: false,
+        }
+    }
+}
+
+/// One request decoded from the front of a buffer by [`decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    /// The checked header.
+    pub header: Header,
+    /// The kept argument bytes.
+    pub args: &'a [u8],
+    /// The argument block was too large to keep.
+    pub oversized: bool,
+    /// Bytes of `buf` used (header + kept arguments).
+    pub consumed: usize,
+    /// Bytes still to discard from the stream after `consumed` (possibly not received yet).
+    pub skip: u64,
+}
+
+/// Checks completeness, then parses: `Ok(None)` until the header and the kept arguments are
+/// in `buf`. The connection reads with the same two steps ([`parse_header`], [`arg_plan`]).
+pub fn decode(buf: &[u8]) -> Result<Option<Decoded<'_>>, HeaderError> {
+    let Some(hb) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let header = parse_header(hb)?;
+    let plan = arg_plan(&header);
+    // keep <= MAX_ARGS, so this cannot overflow.
+    let consumed = HEADER_LEN + plan.keep as usize;
+    let Some(args) = buf.get(HEADER_LEN..consumed) else {
+        return Ok(None);
+    };
+    Ok(Some(Decoded {
+        header,
+        args,
+        oversized: plan.oversized,
+        consumed,
+        skip: plan.skip,
+    }))
+}
+
 /// Encodes a header.
 pub fn header(entire: u64, this: u64, packet_num: u64, op: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];

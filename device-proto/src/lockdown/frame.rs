@@ -16,6 +16,8 @@ pub enum FrameError {
     TooLong(u32),
     #[error("request is not a plist dictionary")]
     NotADict,
+    #[error("request refused: {0}")]
+    Bounds(#[from] crate::plist_bounds::BoundsError),
 }
 
 /// Checks a length prefix.
@@ -28,11 +30,28 @@ pub fn check_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
 }
 
 /// Parses a request body (XML or binary plist) into a dictionary.
+/// Plists that would expand or nest without bound are refused first ([`crate::plist_bounds`]).
 pub fn parse_body(body: &[u8]) -> Result<Dictionary, FrameError> {
+    crate::plist_bounds::check(body, crate::plist_bounds::Limits::DEFAULT)?;
     match Value::from_reader(std::io::Cursor::new(body)) {
         Ok(Value::Dictionary(d)) => Ok(d),
         _ => Err(FrameError::NotADict),
     }
+}
+
+/// Checks completeness, then parses, for a buffered stream: `Ok(None)` until the 4-byte
+/// length and that many body bytes are in `buf`, then the request and the bytes used. The
+/// connection reads with the same two steps ([`check_len`] before allocating, then
+/// [`parse_body`]).
+pub fn decode(buf: &[u8]) -> Result<Option<(Dictionary, usize)>, FrameError> {
+    let Some(prefix) = buf.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let n = check_len(*prefix)?;
+    let Some(body) = buf.get(4..4 + n) else {
+        return Ok(None);
+    };
+    Ok(Some((parse_body(body)?, 4 + n)))
 }
 
 /// Encodes a reply: length prefix and XML body in one buffer.

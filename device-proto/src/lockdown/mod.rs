@@ -9,7 +9,7 @@ mod pair;
 mod tls;
 mod values;
 
-pub use frame::{check_len, parse_body};
+pub use frame::{check_len, decode, parse_body, FrameError, MAX_BODY};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -175,9 +175,9 @@ impl Conn {
                 if pkt.message != msg::PLIST {
                     return self.result_then(pkt.tag, result::BADCOMMAND).await;
                 }
-                let dict = match Value::from_reader(std::io::Cursor::new(&pkt.payload)) {
-                    Ok(Value::Dictionary(d)) => d,
-                    _ => {
+                let dict = match codec::plist_request(&pkt.payload) {
+                    Some(d) => d,
+                    None => {
                         tracing::debug!(
                             "usbmuxd client {}: payload is not a plist dict",
                             self.info.id
