@@ -22,7 +22,6 @@ pub mod link;
 pub mod lockdown;
 pub mod mux;
 pub mod phone;
-pub mod plist_bounds;
 pub mod sim;
 pub mod state;
 pub mod storage;

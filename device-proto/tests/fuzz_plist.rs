@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use ferry_sim::lockdown;
 use ferry_sim::mux::codec;
-use ferry_sim::plist_bounds::{self, BoundsError, Limits};
 use plist::{Dictionary, Value};
+use plist_bounds::{self, BoundsError, Limits};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -244,15 +244,4 @@ fn regression_deeply_nested_plist_overflowed_the_stack() {
         ));
         assert!(codec::plist_request(&bytes).is_none());
     }
-}
-
-/// The reader (`ferry-photos`) and the simulator use the same checker, kept as two copies of
-/// one file; they must not drift.
-#[test]
-fn plist_bounds_copies_are_identical() {
-    assert_eq!(
-        include_str!("../src/plist_bounds.rs"),
-        include_str!("../../crates/ferry-photos/src/plist_bounds.rs"),
-        "device-proto/src/plist_bounds.rs and crates/ferry-photos/src/plist_bounds.rs differ"
-    );
 }

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use ferry_photos::plist_bounds;
 use idevice::pairing_file::PairingFile;
 use idevice::provider::UsbmuxdProvider;
 use plist::{Dictionary, Value};

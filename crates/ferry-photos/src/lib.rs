@@ -29,8 +29,10 @@
 //! - [`record`]: [`AssetRecord`] and its enums;
 //! - [`reconcile`]: decide per resource with the files on the phone;
 //! - [`path`]: validated AFC paths;
-//! - [`plist_bounds`]: refuses plists that would expand or nest without bound;
 //! - [`error`], [`Error`].
+//!
+//! The `Z_METADATA` plist is bounds-checked first by the `plist-bounds` crate (plists that
+//! would expand or nest without bound are refused).
 //!
 //! The rules follow `shared/specs/photos-sqlite.md`; everything marked ⚠ UNCONFIRMED there is
 //! marked the same way here and in `docs/photos-reader.md`.
@@ -39,7 +41,6 @@
 
 pub mod error;
 pub mod path;
-pub mod plist_bounds;
 pub mod reader;
 pub mod reconcile;
 pub mod record;

@@ -213,8 +213,8 @@ impl Schema {
             )
             .ok()?;
         // The blob comes from the phone: a few hundred bytes of binary plist can expand to
-        // millions of values or nest deep enough to overflow the stack (crate::plist_bounds).
-        if let Err(e) = crate::plist_bounds::check(&blob, crate::plist_bounds::Limits::DEFAULT) {
+        // millions of values or nest deep enough to overflow the stack (plist_bounds).
+        if let Err(e) = plist_bounds::check(&blob, plist_bounds::Limits::DEFAULT) {
             tracing::warn!(error = %e, "Z_METADATA plist refused; model version unknown");
             return None;
         }

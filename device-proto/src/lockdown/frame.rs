@@ -17,7 +17,7 @@ pub enum FrameError {
     #[error("request is not a plist dictionary")]
     NotADict,
     #[error("request refused: {0}")]
-    Bounds(#[from] crate::plist_bounds::BoundsError),
+    Bounds(#[from] plist_bounds::BoundsError),
 }
 
 /// Checks a length prefix.
@@ -30,9 +30,9 @@ pub fn check_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
 }
 
 /// Parses a request body (XML or binary plist) into a dictionary.
-/// Plists that would expand or nest without bound are refused first ([`crate::plist_bounds`]).
+/// Plists that would expand or nest without bound are refused first ([`plist_bounds`]).
 pub fn parse_body(body: &[u8]) -> Result<Dictionary, FrameError> {
-    crate::plist_bounds::check(body, crate::plist_bounds::Limits::DEFAULT)?;
+    plist_bounds::check(body, plist_bounds::Limits::DEFAULT)?;
     match Value::from_reader(std::io::Cursor::new(body)) {
         Ok(Value::Dictionary(d)) => Ok(d),
         _ => Err(FrameError::NotADict),

@@ -90,9 +90,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, FrameError> {
 
 /// Parses a plist-protocol payload into the request dictionary; `None` for anything else
 /// (not a plist, not a dictionary, or a plist that would expand or nest without bound, see
-/// [`crate::plist_bounds`]).
+/// [`plist_bounds`]).
 pub fn plist_request(payload: &[u8]) -> Option<plist::Dictionary> {
-    crate::plist_bounds::check(payload, crate::plist_bounds::Limits::DEFAULT).ok()?;
+    plist_bounds::check(payload, plist_bounds::Limits::DEFAULT).ok()?;
     match Value::from_reader(std::io::Cursor::new(payload)) {
         Ok(Value::Dictionary(d)) => Some(d),
         _ => None,

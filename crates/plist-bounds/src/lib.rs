@@ -17,9 +17,10 @@
 //! (bounded by the input's length). Anything it cannot make sense of is left to the real
 //! parser, which reports its own error.
 //!
-//! This file is shared word for word by `ferry-photos` (the `Z_METADATA` plist in
-//! Photos.sqlite) and `ferry-sim` (`device-proto/src/plist_bounds.rs`: usbmuxd and lockdown
-//! requests); a test in `device-proto/tests/fuzz_plist.rs` keeps the two copies identical.
+//! One small crate of its own because three crates that share nothing else need it: the
+//! reader (`ferry-photos`: the `Z_METADATA` plist in Photos.sqlite), Ferry's usbmuxd client
+//! (`ferry-device`: replies and stored pair records) and the simulated phone (`ferry-sim`:
+//! usbmuxd and lockdown requests). It has no dependencies.
 
 /// Limits for [`check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
