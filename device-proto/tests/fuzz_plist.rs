@@ -12,6 +12,7 @@
 //!
 //! Cases: 1 500 per property by default (CI); `FERRY_FUZZ_CASES=N` for a long run.
 
+use plist_bounds::testing::shared_children;
 use std::time::{Duration, Instant};
 
 use ferry_sim::lockdown;
@@ -96,30 +97,6 @@ fn encode(v: &Value, binary: bool) -> Vec<u8> {
     if r.is_err() {
         out.clear();
     }
-    out
-}
-
-/// A binary plist of `n` arrays, object i holding object i+1 `fan` times, then an integer.
-fn shared_children(n: usize, fan: u8) -> Vec<u8> {
-    let mut out = b"bplist00".to_vec();
-    let mut offsets = Vec::new();
-    for i in 0..n {
-        offsets.push(out.len() as u32);
-        out.push(0xa0 | fan);
-        for _ in 0..fan {
-            out.extend_from_slice(&((i + 1) as u32).to_be_bytes());
-        }
-    }
-    offsets.push(out.len() as u32);
-    out.extend_from_slice(&[0x10, 1]);
-    let table = out.len() as u64;
-    for o in offsets {
-        out.extend_from_slice(&o.to_be_bytes());
-    }
-    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 4, 4]);
-    out.extend_from_slice(&((n + 1) as u64).to_be_bytes());
-    out.extend_from_slice(&0u64.to_be_bytes());
-    out.extend_from_slice(&table.to_be_bytes());
     out
 }
 

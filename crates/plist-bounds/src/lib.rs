@@ -250,12 +250,11 @@ fn check_xml(b: &[u8], limits: Limits) -> Result<(), BoundsError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
+/// Inputs for tests of this crate and of the parsers it guards.
+#[doc(hidden)]
+pub mod testing {
     /// A binary plist of `n` arrays, object i holding object i+1 `fan` times, then an integer.
-    pub(crate) fn shared_children(n: usize, fan: u8) -> Vec<u8> {
+    pub fn shared_children(n: usize, fan: u8) -> Vec<u8> {
         let mut out = b"bplist00".to_vec();
         let mut offsets = Vec::new();
         for i in 0..n {
@@ -277,6 +276,12 @@ mod tests {
         out.extend_from_slice(&table.to_be_bytes());
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::shared_children;
+    use super::*;
 
     #[test]
     fn shared_children_are_counted_as_expanded() {
