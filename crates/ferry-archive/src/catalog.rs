@@ -199,25 +199,13 @@ impl Catalog {
             conn,
             path: path.to_path_buf(),
         };
-        let version: i64 = c
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| c.err(e))?;
-        if version > SCHEMA_VERSION {
-            return Err(Error::UnsupportedFormat {
-                path: path.to_path_buf(),
-                found: version,
-                supported: SCHEMA_VERSION,
+        if c.version()? == 0 {
+            return Err(Error::InvalidInput {
+                what: "catalog",
+                detail: format!("{} is empty (never set up)", path.display()),
             });
         }
-        let id = c.meta("archive_id")?.unwrap_or_default();
-        if id != archive_id {
-            return Err(Error::ArchiveIdMismatch {
-                path: path.to_path_buf(),
-                marker_id: archive_id.to_string(),
-                catalog_id: id,
-            });
-        }
+        c.check_archive_id(archive_id)?;
         Ok(c)
     }
 
@@ -240,40 +228,50 @@ impl Catalog {
     /// Creates the schema in a new catalog, or checks an existing one's version and archive
     /// id. Returns whether it was created.
     fn setup(&self, archive_id: &str) -> Result<bool> {
-        let c = self;
-        let path = &self.path;
-        let version: i64 = c
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| c.err(e))?;
-        if version > SCHEMA_VERSION {
-            return Err(Error::UnsupportedFormat {
-                path: path.to_path_buf(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        let created = version == 0;
+        let created = self.version()? == 0;
         if created {
             let tx_sql = format!(
                 "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             );
-            c.conn.execute_batch(&tx_sql).map_err(|e| c.err(e))?;
-            c.set_meta("archive_id", archive_id)?;
-            c.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
-            c.set_meta("hash_algorithm", crate::HASH_ALGORITHM)?;
-            c.set_meta("journal_applied", "0")?;
+            self.conn.execute_batch(&tx_sql).map_err(|e| self.err(e))?;
+            self.set_meta("archive_id", archive_id)?;
+            self.set_meta("schema_version", &SCHEMA_VERSION.to_string())?;
+            self.set_meta("hash_algorithm", crate::HASH_ALGORITHM)?;
+            self.set_meta("journal_applied", "0")?;
         } else {
-            let id = c.meta("archive_id")?.unwrap_or_default();
-            if id != archive_id {
-                return Err(Error::ArchiveIdMismatch {
-                    path: path.to_path_buf(),
-                    marker_id: archive_id.to_string(),
-                    catalog_id: id,
-                });
-            }
+            self.check_archive_id(archive_id)?;
         }
         Ok(created)
+    }
+
+    /// The schema version (`PRAGMA user_version`; 0 for an empty file); newer than this build
+    /// understands is [`Error::UnsupportedFormat`].
+    fn version(&self) -> Result<i64> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::UnsupportedFormat {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(version)
+    }
+
+    /// [`Error::ArchiveIdMismatch`] unless the catalog belongs to archive `archive_id`.
+    fn check_archive_id(&self, archive_id: &str) -> Result<()> {
+        let id = self.meta("archive_id")?.unwrap_or_default();
+        if id != archive_id {
+            return Err(Error::ArchiveIdMismatch {
+                path: self.path.clone(),
+                marker_id: archive_id.to_string(),
+                catalog_id: id,
+            });
+        }
+        Ok(())
     }
 
     fn pragma(&self) -> Result<()> {
