@@ -906,17 +906,21 @@ fn an_original_that_is_a_symlink_to_another_media_file_is_copied_from_its_target
     let exp = expected(&img);
     let media = img.join("Media");
     let originals = archived_primaries(&exp);
-    assert!(originals.len() >= 2, "{originals:?}");
-    // Two originals moved elsewhere in Media, with a link left at the library's path: one
-    // relative, one absolute in the phone's namespace (what AFC reports as LinkTarget).
+    assert!(originals.len() >= 3, "{originals:?}");
+    // Originals moved elsewhere in Media, with a link left at the library's path: relative,
+    // absolute in the phone's namespace (what AFC reports as LinkTarget), and a link to a link.
     std::fs::create_dir_all(media.join("PhotoData/Linked")).unwrap();
-    for (n, (afc, _)) in originals.iter().take(2).enumerate() {
+    for (n, (afc, _)) in originals.iter().take(3).enumerate() {
         let name = format!("{n}-{}", afc.rsplit('/').next().unwrap());
         std::fs::rename(media.join(afc), media.join("PhotoData/Linked").join(&name)).unwrap();
-        let target = if n == 0 {
-            format!("{}PhotoData/Linked/{name}", up_to_media(afc))
-        } else {
-            format!("/var/mobile/Media/PhotoData/Linked/{name}")
+        let target = match n {
+            0 => format!("{}PhotoData/Linked/{name}", up_to_media(afc)),
+            1 => format!("/var/mobile/Media/PhotoData/Linked/{name}"),
+            _ => {
+                let hop = format!("PhotoData/Linked/hop-{name}");
+                std::os::unix::fs::symlink(&name, media.join(&hop)).unwrap();
+                format!("/private/var/mobile/Media/{hop}")
+            }
         };
         std::os::unix::fs::symlink(&target, media.join(afc)).unwrap();
     }
@@ -948,12 +952,12 @@ fn symlinks_that_leave_media_or_loop_are_reported_as_links_not_as_a_locked_phone
     let img = make_phone(tmp.path(), "p", &["--assets", "20", "--seed", "62"]);
     let exp = expected(&img);
     let originals = archived_primaries(&exp);
-    assert!(originals.len() >= 4, "{originals:?}");
+    assert!(originals.len() >= 5, "{originals:?}");
     let secret = tmp.path().join("secret.txt");
     std::fs::write(&secret, b"a host file that must never be copied").unwrap();
-    let bad: Vec<&(String, String)> = originals.iter().take(4).collect();
-    // An absolute link to a host file, a relative link climbing out of Media, a link to itself
-    // and a dangling link.
+    let bad: Vec<&(String, String)> = originals.iter().take(5).collect();
+    // An absolute link to a host file, a relative link climbing out of Media, a link to itself,
+    // a dangling link and a link to a folder.
     replace_with_symlink(&img, &bad[0].0, secret.to_str().unwrap());
     replace_with_symlink(
         &img,
@@ -963,6 +967,7 @@ fn symlinks_that_leave_media_or_loop_are_reported_as_links_not_as_a_locked_phone
     let own = bad[2].0.rsplit('/').next().unwrap().to_string();
     replace_with_symlink(&img, &bad[2].0, &own);
     replace_with_symlink(&img, &bad[3].0, "IMG_NOT_THERE.JPG");
+    replace_with_symlink(&img, &bad[4].0, "..");
     let sim = start(&img, |o| o);
     let home = Home::new();
     pair(&sim, &home);
