@@ -97,7 +97,8 @@ pub fn view(state: &PhoneState) -> Element<'_, Message> {
         .into(),
         PhoneState::Connected { dev, facts, trust } => {
             let f = facts.clone().unwrap_or_default();
-            let name = f.name.clone().unwrap_or_else(|| "iPhone".into());
+            // The phone names itself: shown through the CLI's helper (control characters escaped).
+            let name = ferry_device::printable(f.name.as_deref().unwrap_or("iPhone")).into_owned();
             let mut details = vec![
                 f.model.clone().unwrap_or_default(),
                 f.ios

@@ -17,11 +17,30 @@ use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::RsaPrivateKey;
 use serde::{Deserialize, Serialize};
 
+/// Creates `dir` (and missing parents) and makes it private (0700): the state holds pair
+/// records with host private keys and the device key. A directory left more open by an older
+/// simulator is tightened. The Linux usbmuxd keeps `/var/lib/lockdown` private in the same way
+/// (records are only for root and the daemon's user).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Writes a file atomically (temp file, fsync, rename) so a killed simulator never leaves a
-/// half-written record behind.
+/// half-written record behind. The file is created 0600 and its directory is private (see
+/// [`create_private_dir`]): every file written here is a key, a pair record or the trust list.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    create_private_dir(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name()
@@ -30,7 +49,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id()
     ));
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // A temp file left by a killed run keeps its old mode: tighten it too.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -55,7 +81,7 @@ impl MuxStore {
     /// Opens (creating if needed) the store in `dir`. The BUID is generated once and persisted
     /// in `SystemConfiguration.plist`, like the Linux daemon does.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        create_private_dir(dir)
             .with_context(|| format!("cannot create usbmuxd state dir {}", dir.display()))?;
         let conf = dir.join("SystemConfiguration.plist");
         let buid = match plist::from_file::<_, SystemConfiguration>(&conf) {
@@ -175,7 +201,7 @@ impl DeviceStore {
     /// Opens (creating if needed) the device state in `dir`. The 2048-bit RSA key is generated
     /// once and kept, as a phone keeps its identity.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir)
+        create_private_dir(dir)
             .with_context(|| format!("cannot create device state dir {}", dir.display()))?;
         let key_path = dir.join("device-key.pem");
         let key = match std::fs::read_to_string(&key_path) {
@@ -295,6 +321,36 @@ mod tests {
         b.delete("00008030-001A2B3C4D5E802E").expect("delete");
         b.delete("00008030-001A2B3C4D5E802E").expect("delete twice");
         assert_eq!(b.read("00008030-001A2B3C4D5E802E"), None);
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn pair_records_and_keys_are_private_like_the_daemons() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let mux_dir = t.path().join("state/usbmuxd");
+        let m = MuxStore::open(&mux_dir).expect("open");
+        m.save("00008030-001A2B3C4D5E802E", b"HostPrivateKey")
+            .expect("save");
+        assert_eq!(mode(&mux_dir), 0o700, "usbmuxd state dir");
+        assert_eq!(
+            mode(&mux_dir.join("00008030-001A2B3C4D5E802E.plist")),
+            0o600,
+            "pair record"
+        );
+        assert_eq!(mode(&mux_dir.join("SystemConfiguration.plist")), 0o600);
+        let dev_dir = t.path().join("state/devices/X");
+        DeviceStore::open(&dev_dir).expect("open device");
+        assert_eq!(mode(&dev_dir), 0o700, "device state dir");
+        assert_eq!(mode(&dev_dir.join("device-key.pem")), 0o600, "device key");
+        // A store left 0755 by an older simulator is tightened when opened.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&mux_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        MuxStore::open(&mux_dir).expect("reopen");
+        assert_eq!(mode(&mux_dir), 0o700, "reopened usbmuxd state dir");
     }
 
     #[test]

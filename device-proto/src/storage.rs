@@ -692,6 +692,13 @@ fn write_original(
     }
     let (target, sha) = match rate_mb_s {
         Some(rate) => {
+            // A download makes a new file (⚠ inferred, as above): a symlink left at the
+            // original's path is replaced, never written through (it may point anywhere, even
+            // out of the image). The whole-file path below replaces it by its rename.
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+                std::fs::remove_file(path)
+                    .with_context(|| format!("replacing the symlink {}", path.display()))?;
+            }
             let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let bytes_per_s = rate * 1e6;
             let mut w = Paced {

@@ -179,6 +179,35 @@ async fn file_info_has_all_six_keys_and_link_targets() {
 }
 
 #[tokio::test]
+async fn a_symlink_stats_as_itself_its_size_the_length_of_the_link_target_shown() {
+    // Spec §3.6: GET_FILE_INFO on a link reports S_IFLNK, LinkTarget and the link's own size
+    // (lstat: the length of the target path), not the target's.
+    let t = image();
+    let media = t.path().join("Media");
+    // A link written with the host's absolute path into Media is shown in the phone's
+    // namespace; its st_size must be that of the path shown, not of the host path.
+    std::os::unix::fs::symlink(
+        media.join("DCIM/100APPLE/IMG_0003.HEIC"),
+        media.join("DCIM/abs_link"),
+    )
+    .expect("symlink");
+    let mut c = Client::start(t.path(), 1 << 20).await;
+    for (path, shown) in [
+        (&b"/DCIM/latest"[..], "100APPLE/IMG_0001.JPG"),
+        (
+            &b"/DCIM/abs_link"[..],
+            "/var/mobile/Media/DCIM/100APPLE/IMG_0003.HEIC",
+        ),
+    ] {
+        let m = kv(&c.call(op::GET_FILE_INFO, path).await);
+        assert_eq!(m["st_ifmt"], "S_IFLNK", "{m:?}");
+        assert_eq!(m["LinkTarget"], shown, "{m:?}");
+        assert_eq!(m["st_size"], shown.len().to_string(), "{m:?}");
+        assert_eq!(m["st_blocks"], "0", "{m:?}");
+    }
+}
+
+#[tokio::test]
 async fn reads_are_full_size_and_end_with_empty_data() {
     let t = image();
     let mut c = Client::start(t.path(), 1 << 20).await;

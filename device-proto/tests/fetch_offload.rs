@@ -877,3 +877,41 @@ async fn a_served_client_sees_the_fetched_file_without_a_restart() {
         sim.shutdown().await;
     }
 }
+
+#[test]
+fn a_download_replaces_a_symlink_at_the_originals_path_and_never_writes_through_it() {
+    let img = generate(IosSchema::Ios18, 11, 40, IcloudPhotos::On);
+    let root = img.path();
+    let exp = read_expected(root);
+    let order = icloud_only_oldest_first(&exp);
+    assert!(order.len() >= 2);
+    let outside = tempfile::tempdir().expect("tempdir");
+    // Progressive (a rate) and whole-file downloads, one asset each.
+    for (asset, rate) in [(order[0], Some(1000.0)), (order[1], None)] {
+        let res = asset
+            .resources
+            .iter()
+            .find(|r| r.action == "fetch_on_phone")
+            .expect("an iCloud-only original");
+        let victim = outside.path().join(format!("victim-{}", asset.uuid));
+        std::fs::write(&victim, b"a host file").expect("write");
+        let at = root.join("Media").join(&res.afc_path);
+        std::fs::create_dir_all(at.parent().expect("parent")).expect("mkdir");
+        std::os::unix::fs::symlink(&victim, &at).expect("symlink");
+        let r = storage::fetch(&FetchOptions {
+            image: root.to_path_buf(),
+            selection: Selection::Uuids(vec![asset.uuid.clone()]),
+            rate_mb_s: rate,
+        })
+        .expect("fetch");
+        assert_eq!(r.assets, vec![asset.uuid.clone()], "rate {rate:?}");
+        assert_eq!(
+            std::fs::read(&victim).expect("victim"),
+            b"a host file",
+            "rate {rate:?}: the download wrote through the link"
+        );
+        let meta = std::fs::symlink_metadata(&at).expect("stat");
+        assert!(meta.file_type().is_file(), "rate {rate:?}: {meta:?}");
+        assert_eq!(meta.len(), res.db_size.expect("db_size"), "rate {rate:?}");
+    }
+}

@@ -116,7 +116,8 @@ pub enum Error {
     /// The destination is mounted read-only.
     #[error(
         "the destination is read-only: cannot write {path}\nhint: remount the drive read-write \
-         (on a Mac, NTFS drives are read-only without an extra driver); nothing was changed"
+         (on a Mac, NTFS drives are read-only without an extra driver), then run again; files \
+         already in the backup are kept and are not copied again"
     )]
     ReadOnly {
         /// The path Ferry tried to write.
@@ -125,8 +126,8 @@ pub enum Error {
 
     /// Permission denied.
     #[error(
-        "permission denied writing {path}\nhint: check the folder's owner and permissions; \
-         nothing was changed"
+        "permission denied writing {path}\nhint: check the folder's owner and permissions, then \
+         run again; files already in the backup are kept and are not copied again"
     )]
     PermissionDenied {
         /// The path.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_archive::{Archive, ArchiveOptions, Error as ArchiveError};
-use ferry_device::Mux;
+use ferry_device::{printable, Mux};
 use ferry_sync::{Event, Outcome, ProgressSink, SyncError, SyncOptions, SyncReport};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -69,6 +69,17 @@ pub fn sync_code(e: &SyncError) -> u8 {
     }
 }
 
+/// Prints `error: …` and `hint: …` on stderr (docs/cli.md: every error, `--json` or not).
+fn eprint_error(e: &SyncError) {
+    match e {
+        SyncError::Device(d) => render::error(d, false),
+        e => {
+            eprintln!("error: {}", e.message());
+            eprintln!("hint: {}", e.hint());
+        }
+    }
+}
+
 /// Prints a sync error (stderr, and JSON on stdout with `json`); returns its exit code.
 pub fn report_error(e: &SyncError, json: bool) -> ExitCode {
     if let SyncError::Device(d) = e {
@@ -76,8 +87,7 @@ pub fn report_error(e: &SyncError, json: bool) -> ExitCode {
         return ExitCode::from(exit::code(d));
     }
     let code = sync_code(e);
-    eprintln!("error: {}", e.message());
-    eprintln!("hint: {}", e.hint());
+    eprint_error(e);
     if json {
         let kind = match e {
             SyncError::Archive(a) => archive_kind(a),
@@ -220,9 +230,11 @@ fn progress_sink(json: bool) -> (ProgressSink, Option<ProgressBar>) {
                     p.current.as_deref().unwrap_or("")
                 ));
             }
-            Event::FileFailed { name, message, .. } => {
-                b.println(format!("could not copy {name}: {message}"))
-            }
+            Event::FileFailed { name, message, .. } => b.println(format!(
+                "could not copy {}: {}",
+                printable(&name),
+                printable(&message)
+            )),
             _ => {}
         });
         (sink, Some(bar))
@@ -252,7 +264,11 @@ fn progress_sink(json: bool) -> (ProgressSink, Option<ProgressBar>) {
                 if let Ok(mut d) = done.lock() {
                     d.0 += 1;
                 }
-                eprintln!("could not copy {name}: {message}");
+                eprintln!(
+                    "could not copy {}: {}",
+                    printable(&name),
+                    printable(&message)
+                );
             }
             _ => {}
         });
@@ -283,7 +299,12 @@ pub fn print_report(report: &SyncReport, json: bool, report_path: Option<&Path>)
     if !report.failures.is_empty() {
         println!("Not copied:");
         for f in report.failures.iter().take(20) {
-            println!("  {} ({}): {}", f.afc_path, f.reason, f.message);
+            println!(
+                "  {} ({}): {}",
+                printable(&f.afc_path),
+                f.reason,
+                printable(&f.message)
+            );
         }
         if report.failures.len() > 20 {
             println!(
@@ -306,7 +327,7 @@ pub fn print_report(report: &SyncReport, json: bool, report_path: Option<&Path>)
                     .as_deref()
                     .map(|c| &c[..c.len().min(10)])
                     .unwrap_or("????-??-??"),
-                a.name.as_deref().unwrap_or(&a.uuid),
+                printable(a.name.as_deref().unwrap_or(&a.uuid)),
                 render::bytes(a.bytes)
             );
         }
@@ -357,10 +378,8 @@ pub fn finish_sync(result: Result<ferry_sync::SyncRun, SyncError>, json: bool) -
     match result {
         Ok(run) => {
             if let Some(e) = &run.error {
-                if !json {
-                    eprintln!("error: {}", e.message());
-                    eprintln!("hint: {}", e.hint());
-                }
+                // On stderr with --json too: the report on stdout stays the only JSON there.
+                eprint_error(e);
             }
             print_report(&run.report, json, run.report_path.as_deref());
             ExitCode::from(run_code(&run.report, run.error.as_ref()))
@@ -578,7 +597,7 @@ pub fn status_cmd(dest: &Path, json: bool) -> ExitCode {
     for p in &doc.phones {
         println!(
             "{} ({}): {} assets, {} files, {} in {}/",
-            p.name.as_deref().unwrap_or("iPhone"),
+            printable(p.name.as_deref().unwrap_or("iPhone")),
             p.udid,
             p.assets,
             p.files,

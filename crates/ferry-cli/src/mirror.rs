@@ -444,7 +444,11 @@ pub async fn fetch_plan_cmd(mux: Mux, args: FetchPlanArgs) -> ExitCode {
             plan.too_large.len()
         );
         for i in &plan.too_large {
-            println!("  {}  {}", i.name.as_deref().unwrap_or(&i.uuid), h(i.bytes));
+            println!(
+                "  {}  {}",
+                ferry_device::printable(i.name.as_deref().unwrap_or(&i.uuid)),
+                h(i.bytes)
+            );
         }
     }
     match &stored {
@@ -722,7 +726,7 @@ async fn sync_once(mux: &Mux, dev: &UsbDevice, dest: &Path, stop: &CancellationT
             let r = &run.report;
             let line = format!(
                 "{}: copied {} file(s) ({}), {} already in the backup, {} only in iCloud{}",
-                r.phone_name.as_deref().unwrap_or("iPhone"),
+                ferry_device::printable(r.phone_name.as_deref().unwrap_or("iPhone")),
                 r.files.copied,
                 render::bytes(r.files.copied_bytes),
                 r.files.already_archived + r.files.skipped,

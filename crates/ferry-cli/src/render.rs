@@ -1,7 +1,7 @@
 //! Terminal output: short tables for people, JSON for scripts, and errors with a hint.
 
 use ferry_device::scan::ScanReport;
-use ferry_device::Error;
+use ferry_device::{printable, Error};
 use serde::Serialize;
 
 use crate::DeviceRow;
@@ -96,7 +96,10 @@ pub fn devices(rows: &[DeviceRow]) {
     for r in rows {
         let f = &r.facts;
         t.push(vec![
-            f.name.clone().unwrap_or_else(dash),
+            f.name
+                .as_deref()
+                .map(|n| printable(n).into_owned())
+                .unwrap_or_else(dash),
             f.model.clone().unwrap_or_else(dash),
             f.ios_version.clone().unwrap_or_else(dash),
             f.udid.clone(),
@@ -121,7 +124,7 @@ pub fn devices(rows: &[DeviceRow]) {
 
 /// `ferry scan`.
 pub fn scan(r: &ScanReport) {
-    let name = r.name.as_deref().unwrap_or("iPhone");
+    let name = printable(r.name.as_deref().unwrap_or("iPhone"));
     let ios = r.ios_version.as_deref().unwrap_or("?");
     println!(
         "{name} ({}), iOS {ios}: {} assets in the library",

@@ -383,3 +383,51 @@ fn unchanged_phone_is_not_copied_again() {
     fourth.ok();
     assert_eq!(fourth.json()["snapshot"]["reused"], false);
 }
+
+#[test]
+fn a_library_damaged_on_every_copy_is_called_damaged_not_changing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(
+        tmp.path(),
+        "p",
+        &["--assets", "30", "--schema", "ios17", "--seed", "65"],
+    );
+    // Garbage over the database's pages (the header stays valid): every copy reads the same
+    // damaged file, so copying again cannot help.
+    let db = img.join("Media/PhotoData/Photos.sqlite");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let len = bytes.len();
+    assert!(len > 8192, "database too small to damage: {len}");
+    for (i, b) in bytes[4096..len].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    std::fs::write(&db, bytes).unwrap();
+    for side in ["Photos.sqlite-wal", "Photos.sqlite-shm"] {
+        let _ = std::fs::remove_file(img.join("Media/PhotoData").join(side));
+    }
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home, None);
+    let r = ferry(&sim, &home, &["scan", "--json"]);
+    r.expect_code(30)
+        .stderr_has("damaged")
+        .stderr_has("Photos.sqlite from the iPhone");
+    assert!(
+        !r.stderr.contains("changing"),
+        "a damaged library is not a changing one:\n{}",
+        r.stderr
+    );
+    // The private copy's temporary path means nothing to the user.
+    assert!(!r.stderr.contains("ferry-photos-"), "{}", r.stderr);
+    assert_eq!(r.json()["error"]["kind"], "library");
+    // `sync` says the same (and nothing was written).
+    let dest = tmp.path().join("backup");
+    std::fs::create_dir(&dest).unwrap();
+    let s = ferry(
+        &sim,
+        &home,
+        &["sync", "--dest", dest.to_str().unwrap(), "--init"],
+    );
+    s.expect_code(30).stderr_has("damaged");
+    assert!(!s.stderr.contains("changing"), "{}", s.stderr);
+}

@@ -1027,3 +1027,226 @@ fn a_linked_lock_file_is_refused_and_what_it_points_at_is_untouched() {
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep me\n", "{args:?}");
     }
 }
+
+/// `(afc_path, sha256)` of every primary original expected.json says to archive, in order.
+fn archived_primaries(exp: &Value) -> Vec<(String, String)> {
+    exp["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["exclusion"].is_null())
+        .filter_map(|a| a["resources"].as_array()?.first().cloned())
+        .filter(|r| r["role"] == "primary" && r["action"] == "archive")
+        .map(|r| {
+            (
+                r["afc_path"].as_str().unwrap().to_string(),
+                r["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Replaces the file at `afc` (relative to `Media/`) with a symlink to `target`.
+fn replace_with_symlink(img: &Path, afc: &str, target: &str) {
+    let link = img.join("Media").join(afc);
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(target, &link).unwrap();
+}
+
+/// `../` once per folder above `afc` (relative to `Media/`): a relative link target from
+/// `afc`'s folder back to the Media root.
+fn up_to_media(afc: &str) -> String {
+    "../".repeat(afc.matches('/').count())
+}
+
+#[test]
+fn an_original_that_is_a_symlink_to_another_media_file_is_copied_from_its_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "20", "--seed", "61"]);
+    let exp = expected(&img);
+    let media = img.join("Media");
+    let originals = archived_primaries(&exp);
+    assert!(originals.len() >= 3, "{originals:?}");
+    // Originals moved elsewhere in Media, with a link left at the library's path: relative,
+    // absolute in the phone's namespace (what AFC reports as LinkTarget), and a link to a link.
+    std::fs::create_dir_all(media.join("PhotoData/Linked")).unwrap();
+    for (n, (afc, _)) in originals.iter().take(3).enumerate() {
+        let name = format!("{n}-{}", afc.rsplit('/').next().unwrap());
+        std::fs::rename(media.join(afc), media.join("PhotoData/Linked").join(&name)).unwrap();
+        let target = match n {
+            0 => format!("{}PhotoData/Linked/{name}", up_to_media(afc)),
+            1 => format!("/var/mobile/Media/PhotoData/Linked/{name}"),
+            _ => {
+                let hop = format!("PhotoData/Linked/hop-{name}");
+                std::os::unix::fs::symlink(&name, media.join(&hop)).unwrap();
+                format!("/private/var/mobile/Media/{hop}")
+            }
+        };
+        std::os::unix::fs::symlink(&target, media.join(afc)).unwrap();
+    }
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    std::fs::create_dir(&dest).unwrap();
+    let r = sync_json(&sim, &home, &dest, &["--init"]);
+    let rep = r.json();
+    assert_eq!(
+        rep["failures"],
+        serde_json::json!([]),
+        "{}",
+        rep["failures"]
+    );
+    r.ok();
+    assert_eq!(rep["outcome"], "complete", "{rep}");
+    assert_archive_exact(&dest, &exp);
+    // The next run finds them archived (the target's size is what the plan compares).
+    let rep = resume(&sim, &home, &dest);
+    assert_eq!(rep["files"]["copied"], 0, "{}", rep["files"]);
+    assert_archive_exact(&dest, &exp);
+}
+
+#[test]
+fn symlinks_that_leave_media_or_loop_are_reported_as_links_not_as_a_locked_phone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "20", "--seed", "62"]);
+    let exp = expected(&img);
+    let originals = archived_primaries(&exp);
+    assert!(originals.len() >= 5, "{originals:?}");
+    let secret = tmp.path().join("secret.txt");
+    std::fs::write(&secret, b"a host file that must never be copied").unwrap();
+    let bad: Vec<&(String, String)> = originals.iter().take(5).collect();
+    // An absolute link to a host file, a relative link climbing out of Media, a link to itself,
+    // a dangling link and a link to a folder.
+    replace_with_symlink(&img, &bad[0].0, secret.to_str().unwrap());
+    replace_with_symlink(
+        &img,
+        &bad[1].0,
+        &format!("{}../../secret.txt", up_to_media(&bad[1].0)),
+    );
+    let own = bad[2].0.rsplit('/').next().unwrap().to_string();
+    replace_with_symlink(&img, &bad[2].0, &own);
+    replace_with_symlink(&img, &bad[3].0, "IMG_NOT_THERE.JPG");
+    replace_with_symlink(&img, &bad[4].0, "..");
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let dest = tmp.path().join("backup");
+    std::fs::create_dir(&dest).unwrap();
+    let r = sync_json(&sim, &home, &dest, &["--init"]);
+    r.expect_code(6);
+    assert!(!r.stderr.contains("unlock"), "{}", r.stderr);
+    let rep = r.json();
+    check_sum(&rep);
+    let failures = rep["failures"].as_array().unwrap();
+    let failed: BTreeSet<&str> = failures
+        .iter()
+        .map(|f| f["afc_path"].as_str().unwrap())
+        .collect();
+    let want: BTreeSet<&str> = bad.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(failed, want, "{failures:?}");
+    for f in failures {
+        assert_eq!(f["reason"], "unreadable_symlink", "{f}");
+        let m = f["message"].as_str().unwrap();
+        assert!(m.contains("symbolic link"), "{m}");
+        assert!(!m.contains("unlock") && !m.contains("permission"), "{m}");
+    }
+    // Everything else is archived; nothing from outside Media is.
+    let mut want = expected_hashes(&exp);
+    for (_, sha) in &bad {
+        if let Some(n) = want.get_mut(sha) {
+            *n -= 1;
+            if *n == 0 {
+                want.remove(sha);
+            }
+        }
+    }
+    assert_eq!(archive_hashes(&dest), want);
+    let human = ferry(&sim, &home, &["sync", "--dest", dest.to_str().unwrap()]);
+    human.expect_code(6).stdout_has("symbolic link");
+    assert!(!human.stdout.contains("unlock"), "{}", human.stdout);
+}
+
+#[test]
+fn a_stopped_json_run_still_says_error_on_stderr_and_says_full_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = slow_image(tmp.path(), "63");
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let m = ferry_e2e::mount::TmpfsMount::new("4m");
+    let r = sync_json(&sim, &home, &m.dir, &["--init"]);
+    // docs/cli.md: every error is printed on stderr, --json only adds the JSON on stdout.
+    r.expect_code(42).stderr_has("error: ").stderr_has("hint: ");
+    let rep = r.json();
+    assert_eq!(rep["stopped"]["kind"], "disk_full", "{rep}");
+    let msg = rep["stopped"]["message"].as_str().unwrap();
+    assert_eq!(msg.matches("is full").count(), 1, "{msg}");
+    assert!(msg.contains("more is needed to finish"), "{msg}");
+    let human = ferry(&sim, &home, &["sync", "--dest", m.dir.to_str().unwrap()]);
+    human.expect_code(42);
+    for line in human.stdout.lines().chain(human.stderr.lines()) {
+        assert!(
+            line.matches("is full").count() <= 1,
+            "repeats itself: {line}"
+        );
+    }
+    human.stderr_has("error: ").stdout_has("stopped");
+}
+
+#[test]
+fn a_phone_name_with_terminal_controls_is_printed_escaped_and_stored_as_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = make_phone(tmp.path(), "p", &["--assets", "10", "--seed", "64"]);
+    // ESC ] 0 ; … BEL retitles the terminal window; ESC [ 2 J clears the screen.
+    let raw = "Evil\u{1b}]0;pwned\u{7}\u{1b}[2J Phone";
+    let toml_path = img.join("device.toml");
+    let text = std::fs::read_to_string(&toml_path).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("name") {
+                r#"name = "Evil\u001b]0;pwned\u0007\u001b[2J Phone""#.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&toml_path, text).unwrap();
+    let sim = start(&img, |o| o);
+    let home = Home::new();
+    pair(&sim, &home);
+    let clean = |r: &Run| {
+        for (what, out) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            assert!(
+                !out.contains('\u{1b}') && !out.contains('\u{7}'),
+                "ferry {:?} printed control characters on {what}: {out:?}",
+                r.args
+            );
+        }
+    };
+    let devs = ferry(&sim, &home, &["devices"]);
+    devs.ok().stdout_has("Evil");
+    clean(&devs);
+    let scan = ferry(&sim, &home, &["scan"]);
+    scan.ok().stdout_has("Evil");
+    clean(&scan);
+    let dest = tmp.path().join("backup");
+    std::fs::create_dir(&dest).unwrap();
+    let run = ferry(
+        &sim,
+        &home,
+        &["sync", "--dest", dest.to_str().unwrap(), "--init"],
+    );
+    run.ok().stdout_has("Backup of Evil");
+    clean(&run);
+    // Stored data keep the name as the phone sent it (JSON escapes it).
+    let rep = sync_json(&sim, &home, &dest, &[]);
+    rep.ok();
+    assert_eq!(rep.json()["phone_name"], raw);
+    assert_eq!(
+        ferry(&sim, &home, &["devices", "--json"]).json()["devices"][0]["name"],
+        raw
+    );
+}

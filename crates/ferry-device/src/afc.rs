@@ -36,6 +36,92 @@ use crate::error::{Error, Result};
 /// Bytes asked for in each `FileRefRead`.
 pub const READ_CHUNK: usize = 1 << 20;
 
+/// Most symbolic links followed from one path by [`AfcSession::stat_following`]. How many a
+/// phone would follow is not known; a chain longer than this is treated as a loop.
+pub const MAX_LINK_HOPS: usize = 8;
+
+/// The phone-side absolute paths of the AFC root (spec §3.4: AFC's `/` is
+/// `/var/mobile/Media`; `/var` is a link to `/private/var` on iOS).
+const MEDIA_PREFIXES: [&str; 2] = ["/private/var/mobile/Media", "/var/mobile/Media"];
+
+/// Why a symbolic link on the phone cannot be followed to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkProblem {
+    /// It points outside `/var/mobile/Media`, where AFC cannot read.
+    OutsideMedia,
+    /// It leads back to itself, or through more than [`MAX_LINK_HOPS`] links.
+    Loop,
+    /// What it points at does not exist.
+    Dangling,
+    /// It points at a folder (or something else that is not a file).
+    NotAFile,
+    /// The phone refused to say what it points at (an AFC error on the target).
+    TargetUnreadable,
+    /// The phone's stat has no `LinkTarget` for it.
+    NoTarget,
+}
+
+impl LinkProblem {
+    /// The end of the sentence "PATH is a symbolic link on the iPhone (to TARGET) …".
+    pub fn describe(self) -> &'static str {
+        match self {
+            LinkProblem::OutsideMedia => {
+                "that points outside the Media folder, which is all the iPhone's USB file service \
+                 (AFC) can read"
+            }
+            LinkProblem::Loop => "that leads in a loop (through itself or too many other links)",
+            LinkProblem::Dangling => "that points at a file that does not exist",
+            LinkProblem::NotAFile => "that points at a folder, not a file",
+            LinkProblem::TargetUnreadable => "whose target the iPhone refused to read",
+            LinkProblem::NoTarget => "but the iPhone did not say where it points",
+        }
+    }
+}
+
+/// A path with its symbolic links, if any, followed: see [`AfcSession::stat_following`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The path to read: the one asked for, or the file its links lead to (an AFC path).
+    pub path: String,
+    /// The phone's stat of `path`.
+    pub stat: FileStat,
+    /// A link was followed.
+    pub via_link: bool,
+}
+
+/// Where a link at `link` (an AFC path) whose `LinkTarget` is `target` leads, as an absolute
+/// AFC path; `None` if that is outside Media. A relative target is taken from the link's
+/// folder; an absolute one must be under `/var/mobile/Media` (or `/private/var/mobile/Media`);
+/// `..` may not climb above the Media root.
+pub fn link_destination(link: &str, target: &str) -> Option<String> {
+    let (mut parts, rest): (Vec<&str>, &str) = if target.starts_with('/') {
+        let inside = MEDIA_PREFIXES.iter().find_map(|p| {
+            target
+                .strip_prefix(p)
+                .filter(|r| r.is_empty() || r.starts_with('/'))
+        })?;
+        (Vec::new(), inside)
+    } else {
+        let mut dir: Vec<&str> = link
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        dir.pop(); // the link's own name
+        (dir, target)
+    };
+    for c in rest.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
 /// What kind of object a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +152,16 @@ pub struct FileStat {
 }
 
 impl FileStat {
+    /// Where a symbolic link points (spec §3.6: `LinkTarget`; idevice and go-ios name the key
+    /// `st_link_target` / `st_linktarget`, accepted too).
+    pub fn link_target(&self) -> Option<&str> {
+        ["LinkTarget", "st_link_target", "st_linktarget"]
+            .iter()
+            .find_map(|k| self.raw.get(*k))
+            .map(String::as_str)
+            .filter(|t| !t.is_empty())
+    }
+
     /// Parses the key/value payload of `GetFileInfo`.
     pub fn from_raw(raw: HashMap<String, String>) -> FileStat {
         let num = |k: &str| raw.get(k).and_then(|v| v.trim().parse::<u64>().ok());
@@ -144,6 +240,61 @@ impl AfcSession {
             Err(OpError::Status(AfcError::ObjectNotFound)) => Ok(None),
             Err(e) => Err(e.into_error("stat", path)),
         }
+    }
+
+    /// Stats `path` and, when the phone says it is a symbolic link, follows the link to the
+    /// file it stands for. The phone reports a link as itself (spec §3.6: `st_ifmt` `S_IFLNK`,
+    /// `st_size` the link's own size, `LinkTarget`), so its size says nothing about the
+    /// photo: the target is stat'ed (and later read) instead, by its own path. Links are
+    /// followed only inside Media, at most [`MAX_LINK_HOPS`] deep; anything else is an
+    /// [`Error::PhoneLink`] naming the problem. `None` if `path` itself does not exist.
+    pub async fn stat_following(&mut self, path: &str) -> Result<Option<Resolved>> {
+        let Some(mut stat) = self.stat(path).await? else {
+            return Ok(None);
+        };
+        let mut cur = path.to_string();
+        let mut first_target: Option<String> = None;
+        let mut hops = 0usize;
+        while stat.kind == FileKind::Symlink {
+            let target = stat.link_target().map(str::to_string);
+            let shown = first_target.clone().or_else(|| target.clone());
+            let fail = |problem: LinkProblem| Error::PhoneLink {
+                path: path.to_string(),
+                target: shown.clone().unwrap_or_else(|| "?".into()),
+                problem,
+            };
+            let Some(target) = target else {
+                return Err(fail(LinkProblem::NoTarget));
+            };
+            first_target.get_or_insert_with(|| target.clone());
+            hops += 1;
+            if hops > MAX_LINK_HOPS {
+                return Err(fail(LinkProblem::Loop));
+            }
+            let next =
+                link_destination(&cur, &target).ok_or_else(|| fail(LinkProblem::OutsideMedia))?;
+            stat = match self.stat(&next).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return Err(fail(LinkProblem::Dangling)),
+                Err(e) if e.kind() == crate::ErrorKind::PhoneFile => {
+                    return Err(fail(LinkProblem::TargetUnreadable))
+                }
+                Err(e) => return Err(e),
+            };
+            cur = next;
+        }
+        if hops > 0 && stat.kind != FileKind::File {
+            return Err(Error::PhoneLink {
+                path: path.to_string(),
+                target: first_target.unwrap_or_default(),
+                problem: LinkProblem::NotAFile,
+            });
+        }
+        Ok(Some(Resolved {
+            path: cur,
+            stat,
+            via_link: hops > 0,
+        }))
     }
 
     /// Names in directory `path` (without `.` and `..`); `None` if it does not exist.
@@ -384,6 +535,43 @@ impl OpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_destinations_stay_inside_media() {
+        let d = |l: &str, t: &str| link_destination(l, t);
+        assert_eq!(
+            d("/DCIM/100APPLE/IMG_0002.HEIC", "IMG_0001.HEIC").as_deref(),
+            Some("/DCIM/100APPLE/IMG_0001.HEIC")
+        );
+        assert_eq!(
+            d("/DCIM/100APPLE/A.JPG", "../../PhotoData/x/./B.JPG").as_deref(),
+            Some("/PhotoData/x/B.JPG")
+        );
+        assert_eq!(
+            d("/DCIM/A.JPG", "/var/mobile/Media/DCIM/B.JPG").as_deref(),
+            Some("/DCIM/B.JPG")
+        );
+        assert_eq!(
+            d("/DCIM/A.JPG", "/private/var/mobile/Media/B.JPG").as_deref(),
+            Some("/B.JPG")
+        );
+        assert_eq!(d("/DCIM/A.JPG", "/var/mobile/MediaX/B.JPG"), None);
+        assert_eq!(d("/DCIM/A.JPG", "/private/var/root/secret"), None);
+        assert_eq!(d("/DCIM/100APPLE/A.JPG", "../../../etc/passwd"), None);
+        assert_eq!(d("/A.JPG", "..//B.JPG"), None);
+    }
+
+    #[test]
+    fn link_targets_are_read_under_every_clients_key() {
+        for key in ["LinkTarget", "st_link_target", "st_linktarget"] {
+            let mut raw = HashMap::new();
+            raw.insert("st_ifmt".to_string(), "S_IFLNK".to_string());
+            raw.insert(key.to_string(), "IMG_0001.HEIC".to_string());
+            let s = FileStat::from_raw(raw);
+            assert_eq!(s.kind, FileKind::Symlink);
+            assert_eq!(s.link_target(), Some("IMG_0001.HEIC"), "{key}");
+        }
+    }
 
     #[test]
     fn stat_is_tolerant() {

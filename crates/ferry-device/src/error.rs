@@ -135,6 +135,17 @@ pub enum Error {
         /// The phone's answer.
         reason: String,
     },
+    /// A file the library names is a symbolic link on the phone that cannot be followed
+    /// (see [`crate::afc::AfcSession::stat_following`]).
+    #[error("{path} is a symbolic link on the iPhone (to {target}) {}", problem.describe())]
+    PhoneLink {
+        /// The AFC path of the link.
+        path: String,
+        /// Where it points, as the phone said (`LinkTarget`).
+        target: String,
+        /// Why it cannot be followed.
+        problem: crate::afc::LinkProblem,
+    },
     /// The photo library could not be read.
     #[error(transparent)]
     Library(#[from] ferry_photos::Error),
@@ -168,7 +179,7 @@ fn connected_list(devs: &[(String, String)]) -> String {
         if name.is_empty() {
             s.push_str(&format!("\n    {udid}"));
         } else {
-            s.push_str(&format!("\n    {udid}  ({name})"));
+            s.push_str(&format!("\n    {udid}  ({})", crate::text::printable(name)));
         }
     }
     s
@@ -189,7 +200,7 @@ impl Error {
             Error::TrustRevoked => ErrorKind::TrustRevoked,
             Error::Disconnected { .. } => ErrorKind::Disconnected,
             Error::Timeout { .. } => ErrorKind::Timeout,
-            Error::PhoneFile { .. } => ErrorKind::PhoneFile,
+            Error::PhoneFile { .. } | Error::PhoneLink { .. } => ErrorKind::PhoneFile,
             Error::Library(_) => ErrorKind::Library,
             Error::LocalIo { .. } => ErrorKind::LocalIo,
             Error::Internal { .. } => ErrorKind::Internal,
@@ -242,15 +253,26 @@ impl Error {
             Error::PhoneFile { .. } => "run the command again; if the same file keeps failing, open it in the Photos \
                  app on the iPhone"
                 .into(),
-            Error::Library(e) => {
-                if e.is_retryable() {
-                    "the photo library was changing while it was read; run the command again (closing the Photos app \
-                     on the iPhone helps)"
-                        .into()
-                } else {
-                    "the photo library on the iPhone could not be read; please report this with the error above".into()
-                }
-            }
+            Error::PhoneLink { .. } => "Ferry follows links only to files inside the iPhone's Media folder, and backs up \
+                 the other files as usual; if the Photos app on the iPhone still shows this photo, share it from there \
+                 (AirDrop, Save to Files) to keep a copy"
+                .into(),
+            Error::Library(e) => match e.fault() {
+                ferry_photos::Fault::Changing => "the photo library was changing while it was read; run the command \
+                     again (closing the Photos app on the iPhone helps)"
+                    .into(),
+                ferry_photos::Fault::Damaged => "the photo library database on the iPhone is damaged: every copy of it \
+                     failed SQLite's check the same way, so running again as it is will not help. Restart the iPhone \
+                     and open the Photos app, then run again; if it is still damaged, please report it with the error \
+                     above (an iCloud or Finder backup copies the library another way meanwhile)"
+                    .into(),
+                ferry_photos::Fault::Unsupported => "the photo library on the iPhone could not be read; please report \
+                     this with the error above and the iPhone's iOS version"
+                    .into(),
+                ferry_photos::Fault::Io => "reading the photo library failed; check the cable, keep the iPhone \
+                     unlocked and run the command again"
+                    .into(),
+            },
             Error::LocalIo { .. } => "check that the folder exists, is writable and the disk is not full".into(),
             Error::Internal { .. } => "run the command again; if it happens again, please report it with the error above \
                  (set RUST_LOG=debug for details)"
@@ -349,6 +371,11 @@ mod tests {
                 op: "read",
                 path: "p".into(),
                 reason: "r".into(),
+            },
+            Error::PhoneLink {
+                path: "/DCIM/100APPLE/IMG_0001.HEIC".into(),
+                target: "/private/var/root/x".into(),
+                problem: crate::afc::LinkProblem::OutsideMedia,
             },
             Error::LocalIo {
                 action: "write",

@@ -38,14 +38,16 @@ pub mod pairing;
 pub mod paths;
 pub mod scan;
 pub mod session;
+pub mod text;
 pub mod watch;
 
 pub use addr::MuxAddress;
-pub use afc::{AfcSession, FileKind, FileStat, READ_CHUNK};
+pub use afc::{AfcSession, FileKind, FileStat, LinkProblem, Resolved, READ_CHUNK};
 pub use error::{Error, ErrorKind, Result};
 pub use host::HostIdentity;
 pub use mux::{ConnectionKind, Mux, UsbDevice};
 pub use pairing::{pair, PairOptions, PairOutcome, PairState};
 pub use scan::{db_fingerprint, scan, ClassifiedAsset, DbFingerprint, ScanOptions, ScanReport};
 pub use session::{choose, facts, guarded, DeviceFacts, DiskUsage, Session};
+pub use text::printable;
 pub use watch::{DeviceEvent, DeviceWatcher};

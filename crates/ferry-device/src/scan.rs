@@ -341,8 +341,22 @@ impl DbSource for &Bridge {
 }
 
 impl MediaFs for Bridge {
+    /// The size of the file at `path`; for a symbolic link, of the file it leads to (the
+    /// phone reports a link's own size, docs/sync.md "Symbolic links").
     fn file_size(&self, path: &AfcPath) -> io::Result<Option<u64>> {
-        let st = self.keep(self.stat(&afc_path(path.as_str())))?;
+        let p = afc_path(path.as_str());
+        let r = {
+            let mut afc = self.afc.borrow_mut();
+            self.handle.block_on(afc.stat_following(&p))
+        };
+        let st = match r {
+            Ok(r) => r.map(|r| r.stat),
+            // A link that cannot be followed is still a file the library names: it stays in
+            // the plan with the link's own size, and copying it reports why it cannot be read
+            // (a failure with its reason, never a silent gap).
+            Err(Error::PhoneLink { .. }) => self.keep(self.stat(&p))?,
+            Err(e) => return self.keep(Err(e)),
+        };
         Ok(st.and_then(|s| match s.kind {
             FileKind::Dir => None,
             _ => s.size.or(Some(0)),

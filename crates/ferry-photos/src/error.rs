@@ -60,8 +60,8 @@ pub enum Error {
 
     /// SQLite reports the file as damaged or not a database at all.
     #[error(
-        "{path} is corrupt: {detail}\n  hint: copy the database from the phone again; if it \
-         keeps failing, the phone's library may need repair"
+        "{path} is corrupt: {detail}\n  hint: a copy cut short looks like this once; when \
+         every copy does, the database on the phone itself is damaged"
     )]
     Corrupt {
         /// The database file.
@@ -142,7 +142,61 @@ pub enum Error {
     },
 }
 
+/// What a failure to read the library means for the person running Ferry: it decides the
+/// words and the advice front ends show (one classification, used everywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The phone wrote the database while it was copied (or the copy was cut short):
+    /// running again helps.
+    Changing,
+    /// The database or its write-ahead log is damaged. [`crate::snapshot::take_snapshot`]
+    /// copies again before it gives up with this (its message says how many copies were
+    /// damaged), so from a snapshot it means the phone's file is damaged: running again as it
+    /// is does not help.
+    Damaged,
+    /// Not a Photos library, or a schema this version does not know.
+    Unsupported,
+    /// Reading the phone or a local file failed, or SQLite failed for another reason.
+    Io,
+}
+
 impl Error {
+    /// What this failure means (see [`Fault`]).
+    pub fn fault(&self) -> Fault {
+        match self {
+            Error::Corrupt { .. } | Error::CorruptWal { .. } => Fault::Damaged,
+            Error::TruncatedWal { .. } | Error::SourceKeptChanging { .. } => Fault::Changing,
+            Error::NotPhotosDatabase { .. } | Error::UnsupportedSchema { .. } => Fault::Unsupported,
+            Error::Open { .. } | Error::Query { .. } | Error::Io { .. } | Error::Source { .. } => {
+                Fault::Io
+            }
+        }
+    }
+
+    /// The error a snapshot gives up with: damage is named as the source's file (the private
+    /// copy's temporary path means nothing to the user, and is gone by then) with how many
+    /// copies showed it.
+    pub(crate) fn in_copies_of(self, source: &str, copies: u32) -> Error {
+        let note = |detail: String| {
+            if copies > 1 {
+                format!("{detail} (the same in each of {copies} copies)")
+            } else {
+                detail
+            }
+        };
+        match self {
+            Error::Corrupt { detail, .. } => Error::Corrupt {
+                path: PathBuf::from(format!("Photos.sqlite from {source}")),
+                detail: note(detail),
+            },
+            Error::CorruptWal { detail, .. } => Error::CorruptWal {
+                path: PathBuf::from(format!("Photos.sqlite-wal from {source}")),
+                detail: note(detail),
+            },
+            other => other,
+        }
+    }
+
     /// True if copying the database again may help (torn WAL, file changed while copying,
     /// transient SQLite or source errors). Schema and "not a Photos database" errors are
     /// permanent.

@@ -48,7 +48,7 @@ pub mod schema;
 pub mod snapshot;
 pub mod wal;
 
-pub use error::{Error, Result};
+pub use error::{Error, Fault, Result};
 pub use path::{AfcPath, PathError};
 pub use reader::{LibraryInfo, PhotosDb, ScanSummary};
 pub use reconcile::{LocalMediaDir, MediaFs, Verdict};

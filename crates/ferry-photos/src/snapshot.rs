@@ -166,6 +166,7 @@ pub fn take_snapshot(source: &mut dyn DbSource, opts: &SnapshotOptions) -> Resul
     let mut last_err = None;
     let mut previous: Option<State> = None;
     let mut changed_every_time = true;
+    let mut damaged_copies = 0u32;
     for attempt in 1..=attempts {
         let before = read_state(source).map_err(|e| src_err(WAL_NAME, e))?;
         if before.db.is_none() {
@@ -210,13 +211,14 @@ pub fn take_snapshot(source: &mut dyn DbSource, opts: &SnapshotOptions) -> Resul
             Err(e) if e.is_retryable() => {
                 tracing::info!(attempt, error = %e, "copy failed verification; retrying");
                 changed_every_time = false;
+                damaged_copies += 1;
                 last_err = Some(e);
             }
             Err(e) => return Err(e),
         }
     }
     match last_err {
-        Some(e) if !changed_every_time => Err(e),
+        Some(e) if !changed_every_time => Err(e.in_copies_of(&name, damaged_copies)),
         _ => Err(Error::SourceKeptChanging {
             source_name: name,
             attempts,

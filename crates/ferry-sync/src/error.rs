@@ -78,3 +78,30 @@ impl SyncError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A run stops on these after it may already have copied files: neither the message nor
+    /// the hint may claim that nothing changed, and the hint says what became of those files.
+    #[test]
+    fn destination_stops_never_claim_that_nothing_changed() {
+        let path = PathBuf::from("/media/backup/Photos/Ada/2024/01/IMG_0001.HEIC");
+        for e in [
+            ferry_archive::Error::ReadOnly { path: path.clone() },
+            ferry_archive::Error::PermissionDenied { path: path.clone() },
+            ferry_archive::Error::DiskFull {
+                path: path.clone(),
+                need: 5_000_000,
+                available: 10,
+            },
+        ] {
+            let e = SyncError::Archive(e);
+            let all = format!("{}\n{}", e.message(), e.hint());
+            assert!(!all.contains("nothing was changed"), "{all}");
+            assert!(e.hint().contains("already"), "{}", e.hint());
+        }
+    }
+}

@@ -235,7 +235,7 @@ impl SyncReport {
         let r = &self.reconciliation;
         let h = ferry_archive::human_bytes;
         let mut out = Vec::new();
-        let phone = self.phone_name.as_deref().unwrap_or("iPhone");
+        let phone = ferry_device::printable(self.phone_name.as_deref().unwrap_or("iPhone"));
         match self.outcome {
             Outcome::Complete => out.push(format!(
                 "Backup of {phone} complete: every original on the phone is in {}.",
@@ -246,7 +246,11 @@ impl SyncReport {
                 self.files.failed
             )),
             Outcome::Stopped => out.push(format!(
-                "Backup of {phone} stopped: {}",
+                "Backup of {phone} stopped {}: {}",
+                match self.files.copied {
+                    0 => "before copying any file".to_string(),
+                    n => format!("after copying {n} file(s)"),
+                },
                 self.stopped
                     .as_ref()
                     .map(|s| s.message.as_str())
@@ -382,6 +386,57 @@ mod tests {
         assert!(r.balanced());
         r.failed.insert("disconnected".into(), 1);
         assert!(!r.balanced());
+    }
+
+    fn stopped_report(copied: u64) -> SyncReport {
+        SyncReport {
+            format: REPORT_FORMAT,
+            ferry_version: "0".into(),
+            udid: "U".into(),
+            phone_name: Some("Ada's iPhone".into()),
+            ios_version: None,
+            destination: "/media/backup".into(),
+            phone_folder: "Ada's iPhone".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_secs: 1.0,
+            outcome: Outcome::Stopped,
+            stopped: Some(StopInfo {
+                kind: "read_only".into(),
+                message: "the destination is read-only: cannot write /media/backup/x".into(),
+                hint: "remount the drive read-write".into(),
+                need_bytes: None,
+            }),
+            snapshot_reused: false,
+            snapshot_bytes: 0,
+            reconciliation: Reconciliation::default(),
+            files: FileTotals {
+                planned: 30,
+                copied,
+                copied_bytes: copied * 1000,
+                ..FileTotals::default()
+            },
+            only_on_this_phone: OnlyHere::default(),
+            icloud_only_summary: IcloudSummary::default(),
+            icloud_only: Vec::new(),
+            unavailable: Vec::new(),
+            failures: Vec::new(),
+            newly_deleted_on_phone: 0,
+            phone_free_bytes: None,
+            files_without_fsync: 0,
+            fetch_progress: None,
+        }
+    }
+
+    #[test]
+    fn a_stopped_summary_says_how_many_files_were_copied_before_the_stop() {
+        let lines = stopped_report(20).summary_lines();
+        assert!(lines[0].contains("after copying 20 file(s)"), "{lines:?}");
+        let lines = stopped_report(0).summary_lines();
+        assert!(lines[0].contains("before copying any file"), "{lines:?}");
+        for l in stopped_report(20).summary_lines() {
+            assert!(!l.contains("nothing was changed"), "{l}");
+        }
     }
 
     #[test]

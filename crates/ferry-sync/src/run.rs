@@ -515,15 +515,21 @@ fn afc_abs(rel: &str) -> String {
     format!("/{}", rel.trim_start_matches('/'))
 }
 
-/// What a device error means for the run: a file problem (go on) or a link problem (stop).
+/// What a device error means for the run: a problem with one file (go on; a symbolic link
+/// that cannot be followed is one) or with the connection to the phone (stop).
 fn device_outcome(e: ferry_device::Error) -> Result<ItemResult, SyncError> {
-    match e.kind() {
-        ErrorKind::PhoneFile | ErrorKind::Internal => Ok(ItemResult::Failed {
-            reason: "phone_read_error".into(),
-            message: e.to_string(),
-        }),
-        _ => Err(SyncError::Device(e)),
-    }
+    let (reason, message) = match (&e, e.kind()) {
+        // What to do about a link belongs with it: the report lists it on its own.
+        (ferry_device::Error::PhoneLink { .. }, _) => {
+            ("unreadable_symlink", format!("{e}; {}", e.hint()))
+        }
+        (_, ErrorKind::PhoneFile | ErrorKind::Internal) => ("phone_read_error", e.to_string()),
+        _ => return Err(SyncError::Device(e)),
+    };
+    Ok(ItemResult::Failed {
+        reason: reason.into(),
+        message,
+    })
 }
 
 /// Copies plan item `i`. `Ok` for every per-file ending; `Err` stops the run.
@@ -540,12 +546,14 @@ async fn copy_one(
     let done = |moved: u64| shared.on_end(slot, planned, moved);
     let sink = &shared.sink;
     for attempt in 0..2 {
+        // A symbolic link is followed to its file inside Media, whose size and bytes are the
+        // original's (the phone reports a link's own size; docs/sync.md "Symbolic links").
         let st = tokio::select! {
-            r = afc.stat(&path) => r,
+            r = afc.stat_following(&path) => r,
             _ = shared.halt.cancelled() => return Err(halted(shared)),
         };
-        let size = match st {
-            Ok(Some(st)) => st.size.unwrap_or(0),
+        let (size, source) = match st {
+            Ok(Some(r)) => (r.stat.size.unwrap_or(0), r.path),
             Ok(None) => {
                 done(0);
                 let r = ItemResult::Failed {
@@ -596,7 +604,7 @@ async fn copy_one(
             err: None,
         };
         let read = tokio::select! {
-            r = afc.read_to(&path, &mut w, |n| shared.on_bytes(slot, n)) => r,
+            r = afc.read_to(&source, &mut w, |n| shared.on_bytes(slot, n)) => r,
             _ = shared.halt.cancelled() => {
                 done(0);
                 return Err(halted(shared));
@@ -852,8 +860,12 @@ fn build_report(inp: ReportInput<'_>) -> SyncReport {
         Outcome::Complete
     };
     let stopped = stop.map(|e| {
-        let need = match e {
-            SyncError::Archive(ferry_archive::Error::DiskFull { need, .. }) => {
+        let (message, need) = match e {
+            SyncError::Archive(ferry_archive::Error::DiskFull {
+                need,
+                available,
+                path,
+            }) => {
                 // The rest of the plan, not just the file that did not fit.
                 let left: u64 = plan
                     .items
@@ -862,17 +874,21 @@ fn build_report(inp: ReportInput<'_>) -> SyncReport {
                     .filter(|(_, r)| r.is_none())
                     .map(|(i, _)| i.spec.size)
                     .sum();
-                Some((*need).max(left))
+                let n = (*need).max(left);
+                let h = ferry_archive::human_bytes;
+                (
+                    format!(
+                        "the destination is full: {} more is needed to finish ({} free when \
+                         writing {} failed)",
+                        h(n),
+                        h(*available),
+                        path.display()
+                    ),
+                    Some(n),
+                )
             }
-            _ => None,
+            e => (e.message(), None),
         };
-        let mut message = e.message();
-        if let Some(n) = need {
-            message = format!(
-                "the destination is full: {} more is needed to finish ({message})",
-                ferry_archive::human_bytes(n)
-            );
-        }
         StopInfo {
             kind: e.stop_kind().to_string(),
             message,

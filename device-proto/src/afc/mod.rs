@@ -292,10 +292,19 @@ impl Afc {
         Ok(out)
     }
 
+    /// GET_FILE_INFO is an lstat (spec §3.6): a symlink is reported as itself, `S_IFLNK`, with
+    /// its `LinkTarget` and its own size, the length of the target path (as shown to the
+    /// client). Intermediate links in the path are followed (jail rules).
     fn file_info(&self, a: &[u8]) -> Result<Vec<u8>, u64> {
         let r = self.resolve(a, false)?;
         let m = std::fs::symlink_metadata(&r.host).map_err(|_| status::OBJECT_NOT_FOUND)?;
         let ft = m.file_type();
+        let link_target = if ft.is_symlink() {
+            let target = std::fs::read_link(&r.host).map_err(|_| status::OBJECT_NOT_FOUND)?;
+            Some(jail::phone_link_target(&self.phone.image.media(), &target))
+        } else {
+            None
+        };
         let ns = |secs: i64, nsec: i64| (secs as i128 * 1_000_000_000 + nsec as i128).to_string();
         let mtime = ns(m.mtime(), m.mtime_nsec());
         let birth = m
@@ -308,8 +317,13 @@ impl Afc {
             // UNCONFIRMED: APFS reports small directory sizes (64 for a fresh one).
             let entries = std::fs::read_dir(&r.host).map(|d| d.count()).unwrap_or(0) as u64;
             ("S_IFDIR", 64 + 32 * entries, 0)
-        } else if ft.is_symlink() {
-            ("S_IFLNK", m.len(), 0)
+        } else if let Some(t) = &link_target {
+            // A link's st_size is the length of its target path (lstat; spec §3.6). The host's
+            // link may hold another path than the one shown (an absolute host path is shown
+            // in the phone's namespace), so the size is that of the path shown, as on a phone.
+            // UNCONFIRMED: st_blocks 0 (APFS keeps a short link target inline: inferred, not
+            // observed on a phone).
+            ("S_IFLNK", t.len() as u64, 0)
         } else {
             let kind = if ft.is_file() {
                 "S_IFREG"
@@ -336,10 +350,10 @@ impl Afc {
             ("st_mtime", mtime),
             ("st_birthtime", birth),
         ];
-        if ft.is_symlink() {
-            let target = std::fs::read_link(&r.host).map_err(|_| status::OBJECT_NOT_FOUND)?;
-            let media = self.phone.image.media();
-            pairs.push(("LinkTarget", jail::phone_link_target(&media, &target)));
+        if let Some(t) = link_target {
+            // `LinkTarget`: the key libimobiledevice and pymobiledevice3 read (spec §3.6, open
+            // question 6: idevice and go-ios expect other names).
+            pairs.push(("LinkTarget", t));
         }
         Ok(packet::kv(&pairs))
     }
@@ -355,6 +369,10 @@ impl Afc {
             // writable areas.
             return Err(status::PERM_DENIED);
         }
+        // A symlink is followed (inside the jail only). UNCONFIRMED on a phone: the clients in
+        // the spec resolve links themselves through LinkTarget before they open (pymobiledevice3
+        // `resolve_path`), so iOS's FILE_OPEN on a link was never observed. Ferry does not
+        // depend on it: it opens the file a link leads to by that file's own path.
         let r = self.resolve(&a[8..], true)?;
         let meta = std::fs::metadata(&r.host).map_err(|_| status::OBJECT_NOT_FOUND)?;
         if meta.is_dir() {
