@@ -99,9 +99,22 @@ impl Home {
     }
 }
 
+/// The `ferry` binary under test: `FERRY_BIN` if set (e.g. a release build for long trial
+/// runs), else the one Cargo built for this test.
+pub fn ferry_bin() -> PathBuf {
+    match std::env::var_os("FERRY_BIN") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "FERRY_BIN={} does not exist", p.display());
+            p
+        }
+        None => PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
+    }
+}
+
 /// The `ferry` command with an isolated environment pointed at `mux`.
 pub fn ferry_cmd(mux: &str, home: &Home, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let mut cmd = Command::new(ferry_bin());
     cmd.args(args)
         .env("USBMUXD_SOCKET_ADDRESS", mux)
         .env("HOME", home.dir.path())
@@ -114,6 +127,7 @@ pub fn ferry_cmd(mux: &str, home: &Home, args: &[&str]) -> Command {
         .env_remove("FERRY_CONFIG_DIR")
         .env_remove("FERRY_STATE_DIR")
         .env_remove("RUST_LOG")
+        .env_remove("FERRY_TEST_PAUSE_AT")
         .stdin(std::process::Stdio::null());
     cmd
 }
@@ -253,3 +267,40 @@ pub fn expected_hashes(exp: &Value) -> std::collections::BTreeMap<String, usize>
     }
     m
 }
+
+/// A temp file name of the archive's write path (`.ferry-tmp-<16 hex>`).
+pub fn is_temp(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or("");
+    ferry_archive::names::is_temp_name(name)
+}
+
+/// The reconciliation of a report adds up to the asset count.
+pub fn check_sum(rep: &Value) {
+    let rec = &rep["reconciliation"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let sum: u64 = [
+        "archived_new",
+        "archived_earlier",
+        "would_copy",
+        "icloud_only",
+        "unavailable",
+        "retry_later",
+    ]
+    .iter()
+    .map(|k| n(&rec[*k]))
+    .sum::<u64>()
+        + rec["excluded"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(n)
+            .sum::<u64>()
+        + rec["failed"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(n)
+            .sum::<u64>();
+    assert_eq!(sum, n(&rec["assets"]), "{rec}");
+}
+pub mod trials;
