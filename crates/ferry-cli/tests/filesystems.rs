@@ -198,6 +198,13 @@ fn exfat_sync_verify_kill_unplug_resume_exact() {
         })
         .collect();
     assert_eq!(case_pair.len(), 2, "{files:#?}");
+    eprintln!("exFAT names: {case_pair:?}");
+    assert!(
+        case_pair
+            .iter()
+            .any(|k| k.to_lowercase().ends_with("/img_case (1).heic")),
+        "the second of two names equal but for case gets a suffix: {case_pair:?}"
+    );
     assert!(
         files.keys().any(|k| k.ends_with("12_30 shot.HEIC")),
         "{files:#?}"

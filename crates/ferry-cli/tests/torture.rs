@@ -37,6 +37,7 @@ use rand::SeedableRng;
 fn kill_9_and_unplug_trials_lose_nothing() {
     let n_kill = count("FERRY_TORTURE_KILL", MOMENTS.len() as u32);
     let n_unplug = count("FERRY_TORTURE_UNPLUG", 8);
+    let started = Instant::now();
     let seed = seed();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let s = setup();
@@ -60,6 +61,7 @@ fn kill_9_and_unplug_trials_lose_nothing() {
             let holder = tempfile::tempdir().unwrap();
             let dest = holder.path().join(format!("kill-{i}"));
             let (landed, f, what) = kill_trial(&s, &dest, moment, &mut rng);
+            drop(holder);
             add(&mut kill, landed, &f, t0.elapsed());
             let e = moments.entry(moment.name()).or_default();
             e.0 += 1;
@@ -78,6 +80,7 @@ fn kill_9_and_unplug_trials_lose_nothing() {
             let holder = tempfile::tempdir().unwrap();
             let dest = holder.path().join(format!("unplug-{i}"));
             let (landed, f, what) = unplug_trial(&s, &dest, &mut rng);
+            drop(holder);
             add(&mut unplug, landed, &f, t0.elapsed());
             eprintln!(
                 "unplug {i}: {what}: {} {}",
@@ -89,7 +92,11 @@ fn kill_9_and_unplug_trials_lose_nothing() {
             }
         }
     }
-    let t = table(&kill, &unplug, &moments, seed);
+    let t = format!(
+        "{}\nwall clock {:.0} s, setup included\n",
+        table(&kill, &unplug, &moments, seed),
+        started.elapsed().as_secs_f64()
+    );
     eprintln!("\n{t}");
     if let Some(path) = std::env::var_os("FERRY_TORTURE_TABLE") {
         std::fs::write(&path, &t).unwrap();
