@@ -66,7 +66,7 @@ pub struct Tally {
     /// Expected originals missing after the resume (counted with multiplicity).
     pub losses: u32,
     /// Files under final names that are not a complete expected original (after the
-    /// interruption or after the resume), and files `verify` found missing/damaged.
+    /// interruption or after the resume), and files `verify` found damaged.
     pub corrupt: u32,
     /// Extra copies of an original after the resume.
     pub duplicates: u32,
@@ -205,7 +205,8 @@ pub fn verify(s: &Setup, home: &Home, dest: &Path, f: &mut Findings, when: &str)
         f.problems
             .push(format!("verify {when}: temp files {}", rep["temp_files"]));
     }
-    let damaged = n("missing") + n("wrong_size") + n("wrong_hash") + n("bad_paths");
+    // A missing file is a loss, counted from the multiset; these are damaged files.
+    let damaged = n("wrong_size") + n("wrong_hash") + n("bad_paths");
     f.corrupt += damaged;
     if v.code != Some(0) || doc["ok"] != true {
         f.problems.push(format!(
