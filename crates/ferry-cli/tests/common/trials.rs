@@ -433,11 +433,20 @@ pub fn unplug_trial(s: &Setup, dest: &Path, rng: &mut impl Rng) -> (bool, Findin
     let landed = match r.code {
         Some(20) => {
             let rep: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
-            if rep["outcome"] == "stopped" && rep["stopped"]["kind"] != "disconnected" {
-                pre.push(format!(
-                    "stopped for {} instead of disconnected",
-                    rep["stopped"]
-                ));
+            if rep["outcome"] == "stopped" {
+                if rep["stopped"]["kind"] != "disconnected" {
+                    pre.push(format!(
+                        "stopped for {} instead of disconnected",
+                        rep["stopped"]
+                    ));
+                }
+                // The stopped run still accounts for every asset.
+                if !reconciliation_adds_up(&rep) {
+                    pre.push(format!(
+                        "the stopped run's reconciliation does not add up: {}",
+                        rep["reconciliation"]
+                    ));
+                }
             }
             true
         }
