@@ -13,9 +13,12 @@ PYMOBILEDEVICE3_VERSION="${PYMOBILEDEVICE3_VERSION:-11.45.0}"
 # systemd: `systemd-analyze verify` checks the generated nightly units (crates/ferry-config).
 # Xvfb, imagemagick, x11-utils and the X11/xkb libraries + a font: scripts/app-e2e.sh runs
 # ferry-app (iced, tiny-skia, X11 loaded at run time) headless and screenshots it.
+# exfatprogs, exfat-fuse, dosfstools, fusefat: crates/ferry-cli/tests/filesystems.rs formats
+# exFAT and FAT32 images on loop devices (losetup: mount) and mounts them with FUSE.
 APT_PACKAGES=(libimobiledevice-utils python3-venv python3-pip systemd
     xvfb xauth x11-utils imagemagick libx11-6 libx11-xcb1 libxcursor1 libxi6
-    libxkbcommon-x11-0 fonts-dejavu-core)
+    libxkbcommon-x11-0 fonts-dejavu-core
+    exfatprogs exfat-fuse dosfstools fusefat mount)
 # Debian's python3, not whatever pyenv/conda shim is first on PATH: python3-venv is for it.
 PY="${FERRY_PEERS_PYTHON:-/usr/bin/python3}"
 
@@ -45,6 +48,10 @@ fi
 
 for tool in idevice_id ideviceinfo idevicepair; do
     command -v "$tool" >/dev/null || die "$tool missing after installing libimobiledevice-utils"
+done
+for tool in mkfs.exfat mount.exfat-fuse mkfs.vfat fusefat losetup; do
+    command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool || -x /sbin/$tool ]] \
+        || die "$tool missing after installing exfatprogs exfat-fuse dosfstools fusefat mount"
 done
 [[ -x $PY ]] || die "$PY not found (install python3)"
 

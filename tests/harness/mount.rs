@@ -95,3 +95,171 @@ impl Drop for TmpfsMount {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
+
+/// Which file system a [`LoopMount`] carries, and through which driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopFs {
+    /// `mkfs.exfat` (exfatprogs), mounted with `mount.exfat-fuse` (exfat-fuse).
+    ExFatFuse,
+    /// `mkfs.vfat -F 32` (dosfstools), mounted with the kernel's `vfat` driver.
+    Fat32Kernel,
+    /// `mkfs.vfat -F 32`, mounted with `fusefat -o rw+`.
+    Fat32Fuse,
+}
+
+impl LoopFs {
+    fn tools(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            LoopFs::ExFatFuse => &[
+                ("mkfs.exfat", "exfatprogs"),
+                ("mount.exfat-fuse", "exfat-fuse"),
+            ],
+            LoopFs::Fat32Kernel => &[("mkfs.vfat", "dosfstools")],
+            LoopFs::Fat32Fuse => &[("mkfs.vfat", "dosfstools"), ("fusefat", "fusefat")],
+        }
+    }
+}
+
+fn have_tool(name: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .any(|d| d.join(name).is_file())
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<String, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// A file-system image on a loop device, mounted on a fresh temp dir. `Drop` unmounts it and
+/// detaches the loop device, also when the test fails.
+///
+/// Needs root (loop devices, mounts, FUSE) and the tools of `scripts/install-peers.sh`.
+pub struct LoopMount {
+    pub dir: PathBuf,
+    pub fs: LoopFs,
+    pub device: String,
+    mounted: bool,
+    _holder: tempfile::TempDir,
+}
+
+impl LoopMount {
+    /// Makes a sparse image of `size_mib` MiB, formats it, attaches it with
+    /// `losetup -f --show` and mounts it. Errors say exactly what is missing.
+    pub fn try_new(fs: LoopFs, size_mib: u64) -> Result<LoopMount, String> {
+        for (tool, package) in fs.tools() {
+            if !have_tool(tool) {
+                return Err(format!(
+                    "{tool} not found (Debian package {package}): run `bash scripts/install-peers.sh`"
+                ));
+            }
+        }
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(
+                "loop devices and mounts need root: run the tests as root (CI does)".to_string(),
+            );
+        }
+        let holder = tempfile::Builder::new()
+            .prefix("ferry-loop-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let image = holder.path().join("fs.img");
+        let dir = holder.path().join("mnt");
+        std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let f = std::fs::File::create(&image).map_err(|e| format!("create image: {e}"))?;
+        f.set_len(size_mib << 20)
+            .map_err(|e| format!("truncate image: {e}"))?;
+        drop(f);
+        match fs {
+            LoopFs::ExFatFuse => run("mkfs.exfat", Command::new("mkfs.exfat").arg(&image))?,
+            LoopFs::Fat32Kernel | LoopFs::Fat32Fuse => run(
+                "mkfs.vfat",
+                Command::new("mkfs.vfat").args(["-F", "32"]).arg(&image),
+            )?,
+        };
+        let device = run(
+            "losetup -f --show",
+            Command::new("losetup").args(["-f", "--show"]).arg(&image),
+        )?;
+        let mut m = LoopMount {
+            dir,
+            fs,
+            device,
+            mounted: false,
+            _holder: holder,
+        };
+        let mounted = match fs {
+            LoopFs::ExFatFuse => run(
+                "mount.exfat-fuse",
+                Command::new("mount.exfat-fuse").arg(&m.device).arg(&m.dir),
+            ),
+            LoopFs::Fat32Kernel => run(
+                "mount -t vfat",
+                Command::new("mount")
+                    .args(["-t", "vfat"])
+                    .arg(&m.device)
+                    .arg(&m.dir),
+            ),
+            LoopFs::Fat32Fuse => run(
+                "fusefat",
+                Command::new("fusefat")
+                    .args(["-o", "rw+"])
+                    .arg(&m.device)
+                    .arg(&m.dir),
+            ),
+        };
+        // On error, `m`'s Drop detaches the loop device.
+        mounted?;
+        m.mounted = true;
+        Ok(m)
+    }
+
+    /// Like [`LoopMount::try_new`]; panics with the reason (a test that needs the file system
+    /// fails, it never passes silently).
+    pub fn new(fs: LoopFs, size_mib: u64) -> LoopMount {
+        LoopMount::try_new(fs, size_mib).unwrap_or_else(|e| {
+            panic!("this test needs a {fs:?} file system on a loop device: {e}")
+        })
+    }
+
+    /// The file-system type the kernel reports for the mount (`/proc/self/mounts`).
+    pub fn mount_type(&self) -> Option<String> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+        let dir = self.dir.to_str()?;
+        mounts
+            .lines()
+            .map(|l| l.split(' ').collect::<Vec<_>>())
+            .find(|f| f.len() > 2 && f[1] == dir)
+            .map(|f| f[2].to_string())
+    }
+}
+
+impl Drop for LoopMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            // A FUSE daemon exits when its mount goes; `umount` waits for open files to close.
+            if Command::new("umount")
+                .arg(&self.dir)
+                .status()
+                .map(|s| !s.success())
+                .unwrap_or(true)
+            {
+                let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+            }
+        }
+        // Detaches now, or (still busy) as soon as the last user lets go.
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}

@@ -413,7 +413,8 @@ pub async fn run_sync(
         store_report: true,
     };
     let (sink, bar) = progress_sink(args.json || args.unattended);
-    let result = ferry_sync::sync(mux, dev, archive, &opts, sink).await;
+    let result = ferry_sync::sync(mux, dev, archive, &opts, crate::seam::wrap(sink)).await;
+    crate::seam::reached("report_stored");
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -8,6 +8,7 @@ mod backup;
 mod exit;
 mod mirror;
 mod render;
+mod seam;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -138,6 +139,7 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    seam::install();
     let unattended = match &cli.command {
         Command::Sync(a) => a.unattended,
         Command::Watch(_) => true,

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod trials;
+
 pub use ferry_e2e::sim::{sim_bin, Sim, SimOpts};
 use serde_json::Value;
 
@@ -99,9 +101,22 @@ impl Home {
     }
 }
 
+/// The `ferry` binary under test: `FERRY_BIN` if set (e.g. a release build for long trial
+/// runs), else the one Cargo built for this test.
+pub fn ferry_bin() -> PathBuf {
+    match std::env::var_os("FERRY_BIN") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "FERRY_BIN={} does not exist", p.display());
+            p
+        }
+        None => PathBuf::from(env!("CARGO_BIN_EXE_ferry")),
+    }
+}
+
 /// The `ferry` command with an isolated environment pointed at `mux`.
 pub fn ferry_cmd(mux: &str, home: &Home, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let mut cmd = Command::new(ferry_bin());
     cmd.args(args)
         .env("USBMUXD_SOCKET_ADDRESS", mux)
         .env("HOME", home.dir.path())
@@ -114,6 +129,7 @@ pub fn ferry_cmd(mux: &str, home: &Home, args: &[&str]) -> Command {
         .env_remove("FERRY_CONFIG_DIR")
         .env_remove("FERRY_STATE_DIR")
         .env_remove("RUST_LOG")
+        .env_remove("FERRY_TEST_PAUSE_AT")
         .stdin(std::process::Stdio::null());
     cmd
 }
@@ -252,4 +268,45 @@ pub fn expected_hashes(exp: &Value) -> std::collections::BTreeMap<String, usize>
         }
     }
     m
+}
+
+/// A temp file name of the archive's write path (`.ferry-tmp-<16 hex>`).
+pub fn is_temp(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or("");
+    ferry_archive::names::is_temp_name(name)
+}
+
+/// Whether the reconciliation of a report adds up to the asset count.
+pub fn reconciliation_adds_up(rep: &Value) -> bool {
+    let rec = &rep["reconciliation"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let group = |k: &str| {
+        rec[k]
+            .as_object()
+            .map(|o| o.values().map(n).sum::<u64>())
+            .unwrap_or(0)
+    };
+    let sum: u64 = [
+        "archived_new",
+        "archived_earlier",
+        "would_copy",
+        "icloud_only",
+        "unavailable",
+        "retry_later",
+    ]
+    .iter()
+    .map(|k| n(&rec[*k]))
+    .sum::<u64>()
+        + group("excluded")
+        + group("failed");
+    rec["assets"].is_u64() && sum == n(&rec["assets"])
+}
+
+/// The reconciliation of a report adds up to the asset count.
+pub fn check_sum(rep: &Value) {
+    assert!(
+        reconciliation_adds_up(rep),
+        "the reconciliation does not add up: {}",
+        rep["reconciliation"]
+    );
 }
