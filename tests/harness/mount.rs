@@ -234,6 +234,43 @@ impl LoopMount {
         })
     }
 
+    /// Kills the FUSE daemon serving this mount (`SIGKILL`), as when a USB drive is pulled or
+    /// the driver crashes: from then on every call on the mount point fails with `ENOTCONN`
+    /// ("Transport endpoint is not connected"). Then unmounts it lazily, leaving the empty
+    /// mount point. Panics when this is not a FUSE mount or no daemon is found.
+    pub fn kill_fuse_daemon(&self) {
+        let daemon = match self.fs {
+            LoopFs::ExFatFuse => "mount.exfat-fuse",
+            LoopFs::Fat32Fuse => "fusefat",
+            LoopFs::Fat32Kernel => panic!("not a FUSE mount"),
+        };
+        let dir = self.dir.as_os_str().as_encoded_bytes();
+        let mut killed = 0;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_daemon = args.first().is_some_and(|a| a.ends_with(daemon.as_bytes()));
+            if is_daemon && args.iter().any(|a| *a == dir) {
+                // SAFETY: kill(2) with a pid read from /proc.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                killed += 1;
+            }
+        }
+        assert!(
+            killed > 0,
+            "no {daemon} process serves {}",
+            self.dir.display()
+        );
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+
     /// The file-system type the kernel reports for the mount (`/proc/self/mounts`).
     pub fn mount_type(&self) -> Option<String> {
         let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;

@@ -217,8 +217,11 @@ pub enum Error {
 
     /// The catalog database failed.
     #[error(
-        "catalog {path}: {source}\nhint: the catalog can be rebuilt from the archive's journal: \
-         `ferry status --dest <DIR> --rebuild-catalog`"
+        "catalog {path}: {source}\nhint: the files already in the backup are safe; check them \
+         with `ferry verify --dest <DIR>`. The next `ferry sync` rebuilds a damaged catalog from \
+         the archive's journal by itself. If this repeats, the drive's file system may not \
+         support the catalog (SQLite's WAL needs shared memory, which FAT32 through FUSE lacks): \
+         back up to an exFAT, APFS, NTFS or ext4 drive"
     )]
     Catalog {
         /// The database file.

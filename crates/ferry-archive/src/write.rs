@@ -370,8 +370,13 @@ impl PendingFile {
             Error::io_with_need("write", &self.temp_path, e.into_error(), self.spec.size)
         })?;
         if let Some(t) = self.spec.mtime() {
-            // Metadata never fails a copy (FAT, network file systems may refuse).
-            if let Err(e) = file.set_modified(t) {
+            // Metadata never fails a copy (FAT, network file systems may refuse). Both times
+            // in one call: exfat-fuse silently drops a `futimens` that sets the modification
+            // time alone (access time UTIME_OMIT), which `set_modified` does.
+            let times = std::fs::FileTimes::new()
+                .set_modified(t)
+                .set_accessed(std::time::SystemTime::now());
+            if let Err(e) = file.set_times(times) {
                 tracing::debug!(path = %self.temp_path.display(), "could not set mtime: {e}");
             }
         }

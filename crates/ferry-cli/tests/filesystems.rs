@@ -258,12 +258,11 @@ fn exfat_sync_verify_kill_unplug_resume_exact() {
 
 /// Archive files carry the capture time as mtime (docs/archive.md), to exFAT's resolution.
 ///
-/// Ignored: fails today. `ferry-archive` sets the mtime alone (`File::set_modified`: futimens
-/// with the atime `UTIME_OMIT`), and exfat-fuse 1.3.0 drops such a call, so every file keeps
-/// the time it was copied. Setting the atime too (`File::set_times` with both) works there
-/// (the probe in the test above measures both). Kernel exFAT and ext4 are not affected.
+/// exfat-fuse 1.3.0 drops a futimens that sets the mtime alone (atime `UTIME_OMIT`, what
+/// `File::set_modified` does): every file kept the time it was copied until ferry-archive set
+/// both times in one call (the probe in the test above measures both). Kernel exFAT and ext4
+/// were not affected.
 #[test]
-#[ignore = "known bug: mtime-only futimens is dropped by exfat-fuse (see doc comment)"]
 fn exfat_archive_mtimes_are_capture_times() {
     let m = LoopMount::new(LoopFs::ExFatFuse, 128);
     let tmp = tempfile::tempdir().unwrap();
@@ -385,12 +384,11 @@ fn fat32_through_fusefat_stops_cleanly_before_copying() {
 
 /// A catalog error's hint must name a command that exists.
 ///
-/// Ignored: fails today. `ferry_archive::Error::Catalog` says "the catalog can be rebuilt from
-/// the archive's journal: `ferry status --dest <DIR> --rebuild-catalog`", but `ferry status`
-/// has no `--rebuild-catalog` (clap: "unexpected argument", exit 2). fusefat is just a handy
-/// way to get a catalog error (see the test above).
+/// `ferry_archive::Error::Catalog` used to say "the catalog can be rebuilt from the archive's
+/// journal: `ferry status --dest <DIR> --rebuild-catalog`", but `ferry status` has no
+/// `--rebuild-catalog` (clap: "unexpected argument", exit 2). fusefat is just a handy way to
+/// get a catalog error (see the test above).
 #[test]
-#[ignore = "known bug: the catalog error's hint names `ferry status --rebuild-catalog`, which does not exist"]
 fn catalog_error_hint_names_a_command_that_exists() {
     let m = LoopMount::new(LoopFs::Fat32Fuse, 128);
     let tmp = tempfile::tempdir().unwrap();
@@ -420,5 +418,48 @@ fn catalog_error_hint_names_a_command_that_exists() {
         Some(2),
         "the hint's command `{cmd}` is not a valid ferry command:\n{}",
         h.stderr
+    );
+}
+
+/// A drive that dies mid-run: the exFAT FUSE daemon is killed while the phone is stalled
+/// mid-copy, so every call on the mount point fails with `ENOTCONN` (what a pulled USB stick
+/// or a crashed driver looks like), and the mount is then lazily unmounted. Ferry holds the
+/// folder it opened: the run stops with "the backup drive went away" (exit 46), and nothing
+/// lands in the mount point left behind on the system disk.
+#[test]
+fn exfat_drive_that_dies_mid_run_stops_as_gone_and_writes_nothing_elsewhere() {
+    let m = LoopMount::new(LoopFs::ExFatFuse, 256);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Setup::serve(torture_phone(tmp.path()));
+    let home = Home::new();
+    pair(&s, &home);
+    let dest = m.dir.join("Photos");
+    let at = s.db_bytes + s.archive_bytes / 2;
+    s.sim.ctl(&["stall-after", &at.to_string()]);
+    let mut cmd = ferry_cmd(
+        &s.sim.mux_env(),
+        &home,
+        &["sync", "--dest", dest.to_str().unwrap(), "--init", "--json"],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    wait_for(
+        "the phone to stall mid-copy",
+        std::time::Duration::from_secs(60),
+        || s.sim.phone_status(&s.udid)["stalled"] == true,
+    );
+    m.kill_fuse_daemon();
+    s.sim.ctl(&["unstall"]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(46), "{stderr}");
+    assert!(stderr.contains("went away"), "{stderr}");
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["stopped"]["kind"], "destination_gone", "{rep}");
+    let left: Vec<_> = std::fs::read_dir(&m.dir).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "written into the bare mount point: {left:?}"
     );
 }

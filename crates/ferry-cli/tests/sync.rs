@@ -578,38 +578,8 @@ fn ctrl_c_stops_cleanly_and_the_next_run_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let img = slow_image(tmp.path(), "42");
     let exp = expected(&img);
-    // The phone stalls after the database and some originals: the run is mid-copy.
-    let db = std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite"))
-        .unwrap()
-        .len()
-        + std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-    let sim = start(&img, |o| o.stall_after_bytes(db + 200_000));
-    let home = Home::new();
-    pair(&sim, &home);
     let dest = tmp.path().join("backup");
-    let mut cmd = ferry_cmd(
-        &sim.mux_env(),
-        &home,
-        &[
-            "sync",
-            "--dest",
-            dest.to_str().unwrap(),
-            "--init",
-            "--json",
-            "--io-timeout",
-            "300",
-        ],
-    );
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let udid = udid_of(&img);
-    wait_for(
-        "the phone to stall mid-run",
-        Duration::from_secs(60),
-        || sim.phone_status(&udid)["stalled"] == true,
-    );
+    let (child, sim, home) = sync_stalled(&img, &dest);
     // SAFETY: kill(2) on our own child's pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
@@ -688,13 +658,9 @@ fn a_changed_original_is_added_as_a_new_version_and_the_old_one_kept() {
     );
 }
 
-/// Starts `ferry sync --init --json` into `dest` against a phone that stalls mid-copy, runs
-/// `act` while it is stalled, lets the phone go on, and returns the finished run's output.
-fn act_while_stalled(
-    img: &Path,
-    dest: &Path,
-    act: impl FnOnce(),
-) -> (std::process::Output, Sim, Home) {
+/// Starts `ferry sync --init --json` into `dest` against a phone that stalls after the database
+/// and some originals, and returns once it has stalled: the run is mid-copy.
+fn sync_stalled(img: &Path, dest: &Path) -> (std::process::Child, Sim, Home) {
     let db = std::fs::metadata(img.join("Media/PhotoData/Photos.sqlite"))
         .unwrap()
         .len()
@@ -725,6 +691,17 @@ fn act_while_stalled(
         Duration::from_secs(60),
         || sim.phone_status(&udid)["stalled"] == true,
     );
+    (child, sim, home)
+}
+
+/// [`sync_stalled`], then `act` while the phone is stalled, then the phone goes on; returns the
+/// finished run's output.
+fn act_while_stalled(
+    img: &Path,
+    dest: &Path,
+    act: impl FnOnce(),
+) -> (std::process::Output, Sim, Home) {
+    let (child, sim, home) = sync_stalled(img, dest);
     act();
     sim.ctl(&["unstall"]);
     let out = child.wait_with_output().unwrap();
