@@ -38,6 +38,9 @@ pub mod pairing;
 pub mod paths;
 pub mod scan;
 pub mod session;
+#[cfg(feature = "sim")]
+#[doc(hidden)]
+pub mod sim;
 pub mod watch;
 
 pub use addr::MuxAddress;
