@@ -216,6 +216,27 @@ async fn a_changed_original_is_planned_as_a_new_version() {
         assert_eq!(after.get(p), Some(h), "{p} changed or vanished");
     }
     assert_eq!(after.len(), before.len() + 1);
+
+    // Rewritten again, then back to the archived bytes before its turn comes: the file is
+    // re-planned at copy time and skipped, not copied.
+    let archived = bytes.clone();
+    bytes.extend_from_slice(b"-and-again");
+    std::fs::write(&file, &bytes).unwrap();
+    let rec = Recorder::default();
+    let f2 = file.clone();
+    let sink = rec.sink(move |e| {
+        if matches!(e, Event::Planned(_)) {
+            std::fs::write(&f2, &archived).unwrap();
+        }
+    });
+    let run = sync(&rig.phone.mux, &dev, &archive, &opts(), sink)
+        .await
+        .unwrap();
+    assert_eq!(run.report.outcome, Outcome::Complete);
+    let f = &run.report.files;
+    assert_eq!((f.planned, f.copied, f.skipped), (1, 0, 1), "{f:?}");
+    assert_report_matches_events(&run.report, &rec.take());
+    assert_eq!(archive_files(&rig.dest), after);
     rig.shutdown().await;
 }
 
@@ -578,5 +599,48 @@ async fn excluding_hidden_items_changes_the_plan_both_ways() {
         .unwrap();
     let back: BTreeSet<(String, String)> = planned(&back.plan).into_keys().collect();
     assert_eq!(back, hidden_files);
+    rig.shutdown().await;
+}
+
+/// The destination turns read-only under the run (here: the folder the next file goes to is
+/// a read-only mount; a whole drive cannot be remounted read-only while the catalog is open
+/// for writing): the run stops with `read_only`, and the files before it are archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_destination_stops_the_run() {
+    let rig = rig(ASSETS, 22).await;
+    let dev = rig.device().await;
+    let archive = rig.archive();
+    let s = survey(&rig.phone.mux, &dev, Some(&archive), &opts())
+        .await
+        .unwrap();
+    let folder_of = |i: &ferry_sync::plan::PlanItem| {
+        ferry_archive::names::date_folder(i.spec.capture_utc_millis, i.spec.tz_offset_seconds)
+    };
+    // The first file whose date folder no earlier file uses.
+    let k = (1..s.plan.items.len())
+        .find(|&k| {
+            let f = folder_of(&s.plan.items[k]);
+            s.plan.items[..k].iter().all(|i| folder_of(i) != f)
+        })
+        .expect("the plan spans one date folder only");
+    let phones = archive.phones().unwrap();
+    let mut ro = rig.dest.join(&phones[0].folder);
+    for part in folder_of(&s.plan.items[k]) {
+        ro.push(part);
+    }
+    let ro_mount = ReadOnlyMount::new(&ro);
+    let o = SyncOptions { jobs: 1, ..opts() };
+    let rec = Recorder::default();
+    let run = sync(&rig.phone.mux, &dev, &archive, &o, rec.plain())
+        .await
+        .unwrap();
+    let r = &run.report;
+    assert_eq!(r.outcome, Outcome::Stopped);
+    assert_eq!(r.stopped.as_ref().unwrap().kind, "read_only", "{r:?}");
+    assert_eq!(r.files.copied, k as u64, "the files before it are archived");
+    assert!(r.reconciliation.balanced(), "{:?}", r.reconciliation);
+    assert_report_matches_events(r, &rec.take());
+    assert_no_partial_final_files(&rig);
+    drop(ro_mount);
     rig.shutdown().await;
 }

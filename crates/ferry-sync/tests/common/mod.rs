@@ -294,3 +294,40 @@ pub fn assert_report_matches_events(report: &SyncReport, events: &[Event]) {
         }
     }
 }
+
+/// A read-only tmpfs mounted on `dir` (created); unmounted on drop. Needs root (or
+/// CAP_SYS_ADMIN): without it the test fails saying so, never skips. `chmod` is no substitute,
+/// root ignores permission bits.
+pub struct ReadOnlyMount {
+    pub dir: PathBuf,
+}
+
+impl ReadOnlyMount {
+    pub fn new(dir: &Path) -> ReadOnlyMount {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("running mount(8)");
+        assert!(
+            out.status.success(),
+            "this test needs a read-only mount and could not mount one at {} (run the tests \
+             as root, or in a container with CAP_SYS_ADMIN): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ReadOnlyMount {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
