@@ -644,3 +644,53 @@ async fn a_read_only_destination_stops_the_run() {
     drop(ro_mount);
     rig.shutdown().await;
 }
+
+/// A phone whose name is blank is recorded as "iPhone" by a run; planning without copying
+/// (`survey`: `ferry fetch-plan`, the app's summary) must record the same name, not flip it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survey_and_sync_record_the_same_name_for_a_phone_with_a_blank_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("phone");
+    let mut g = ferry_phonegen::MakePhoneArgs::new(&image);
+    g.assets = 5;
+    g.name = Some("   ".into());
+    ferry_phonegen::run(&g).unwrap();
+    let phone = ferry_device::sim::serve_paired(
+        ferry_sim::sim::PhoneConfig::new(&image),
+        tmp.path(),
+        Duration::from_secs(30),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let dest = tmp.path().join("backup");
+    std::fs::create_dir(&dest).unwrap();
+    Archive::init(&dest).unwrap();
+    let archive = Archive::open(&dest, ArchiveOptions::default()).unwrap();
+    let run = sync(
+        &phone.mux,
+        &phone.device,
+        &archive,
+        &opts(),
+        Recorder::default().plain(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.report.outcome, Outcome::Complete);
+    let after_sync = archive.phones().unwrap();
+    survey(&phone.mux, &phone.device, Some(&archive), &opts())
+        .await
+        .unwrap();
+    let after_survey = archive.phones().unwrap();
+    assert_eq!(
+        after_survey
+            .iter()
+            .map(|p| (&p.folder, &p.name))
+            .collect::<Vec<_>>(),
+        after_sync
+            .iter()
+            .map(|p| (&p.folder, &p.name))
+            .collect::<Vec<_>>(),
+    );
+    phone.sim.shutdown().await;
+}
