@@ -694,3 +694,79 @@ async fn survey_and_sync_record_the_same_name_for_a_phone_with_a_blank_name() {
     );
     phone.sim.shutdown().await;
 }
+
+/// A file that changes size while it is read is read again once with its new size; one that
+/// keeps changing fails on its own (`size_changed_during_copy`) and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changing_while_read_is_read_again_once_then_given_up() {
+    let rig = rig(ASSETS, 23).await;
+    let dev = rig.device().await;
+    let archive = rig.archive();
+    let files = rig.expected_files();
+    let mut it = files.values();
+    let (once, _, _) = it.next().unwrap().clone();
+    let (always, _, _) = it.next().unwrap().clone();
+    let media = rig.image.join("Media");
+    let (once_file, always_file) = (media.join(&once), media.join(&always));
+    let (once_name, always_name) = (format!("/{once}"), format!("/{always}"));
+    let changed_once = AtomicBool::new(false);
+    let of = once_file.clone();
+    let append = |p: &std::path::Path| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+        f.write_all(b"-the-phone-is-still-writing").unwrap();
+    };
+    let rec = Recorder::default();
+    let sink = rec.sink(move |e| {
+        // Between the size check and the read: the phone writes more.
+        if let Event::FileStarted { name, .. } = e {
+            if *name == once_name && !changed_once.swap(true, Ordering::SeqCst) {
+                append(&of);
+            }
+            if *name == always_name {
+                append(&always_file);
+            }
+        }
+    });
+    let run = sync(&rig.phone.mux, &dev, &archive, &opts(), sink)
+        .await
+        .unwrap();
+    let r = &run.report;
+    assert!(run.error.is_none(), "{:?}", r.stopped);
+    assert_eq!(r.outcome, Outcome::Incomplete);
+    let reasons: Vec<(&str, &str)> = r
+        .failures
+        .iter()
+        .map(|f| (f.afc_path.as_str(), f.reason.as_str()))
+        .collect();
+    assert_eq!(reasons, vec![(always.as_str(), "size_changed_during_copy")]);
+    assert_eq!(r.files.copied, rig.exp.totals.archive_files - 1);
+    assert!(r.reconciliation.balanced(), "{:?}", r.reconciliation);
+    let events = rec.take();
+    let starts = |n: &str| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::FileStarted { name, .. } if name.trim_start_matches('/') == n))
+            .count()
+    };
+    // Each attempt announces itself: two reads of each, no third.
+    assert_eq!(
+        (starts(&once), starts(&always)),
+        (2, 2),
+        "FileStarted per attempt"
+    );
+    assert_report_matches_events(r, &events);
+    // The file that changed once is archived with its new bytes.
+    let new_hash = {
+        use sha2::Digest;
+        format!(
+            "{:x}",
+            sha2::Sha256::digest(std::fs::read(&once_file).unwrap())
+        )
+    };
+    assert!(
+        archive_files(&rig.dest).values().any(|h| *h == new_hash),
+        "the re-read file is not archived with its new content"
+    );
+    rig.shutdown().await;
+}
