@@ -770,3 +770,45 @@ async fn a_file_changing_while_read_is_read_again_once_then_given_up() {
     );
     rig.shutdown().await;
 }
+
+/// Cancel is honoured while the phone hangs mid-copy (long before the I/O timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_the_phone_hangs_ends_the_run_promptly() {
+    let rig = rig_with(ASSETS, 24, Duration::from_secs(120), |_| {}).await;
+    let archive = rig.archive();
+    let at = rig.db_bytes() + rig.exp.totals.archive_bytes / 3;
+    rig.phone.sim.stall_after(None, Some(at)).unwrap();
+    let dev = rig.device().await;
+    let o = opts();
+    let token = o.cancel.clone();
+    let sim = &rig.phone.sim;
+    let cancel_when_stalled = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !sim.status()[0].stalled {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the phone never stalled"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await; // polling interval, not a wait
+        }
+        token.cancel();
+    };
+    let rec = Recorder::default();
+    let both = async {
+        tokio::join!(
+            sync(&rig.phone.mux, &dev, &archive, &o, rec.plain()),
+            cancel_when_stalled
+        )
+    };
+    let (run, ()) = tokio::time::timeout(Duration::from_secs(30), both)
+        .await
+        .expect("the run did not end after Cancel while the phone hangs");
+    let run = run.unwrap();
+    let r = &run.report;
+    assert_eq!(r.outcome, Outcome::Stopped);
+    assert_eq!(r.stopped.as_ref().unwrap().kind, "cancelled", "{r:?}");
+    assert!(r.reconciliation.balanced(), "{:?}", r.reconciliation);
+    assert_report_matches_events(r, &rec.take());
+    assert_no_partial_final_files(&rig);
+    rig.shutdown().await;
+}
