@@ -736,38 +736,30 @@ async fn demo(dir: PathBuf, assets: usize) -> anyhow::Result<ExitCode> {
     let made = tokio::task::spawn_blocking(move || ferry_phonegen::run(&gen))
         .await
         .context("generating the sample library")??;
-    let sim = ferry_sim::sim::Simulator::start(ferry_sim::sim::SimConfig {
-        phones: vec![ferry_sim::sim::PhoneConfig::new(&image)],
-        listen: "127.0.0.1:0".parse()?,
-        state: Some(work.path().join("sim-state")),
-    })
-    .await
-    .context("starting the simulated iPhone")?;
+    let phone = ferry_device::sim::serve_paired(
+        ferry_sim::sim::PhoneConfig::new(&image),
+        work.path(),
+        Duration::from_secs(30),
+        |s| eprintln!("{}", s.message()),
+    )
+    .await?;
     eprintln!(
         "Simulated iPhone {} listening as usbmuxd on {} (try: USBMUXD_SOCKET_ADDRESS={} ferry devices).",
         made.udid,
-        sim.addr(),
-        sim.addr()
+        phone.sim.addr(),
+        phone.sim.addr()
     );
-    let result = demo_sync(&sim, &dir, work.path()).await;
-    sim.shutdown().await;
+    let result = demo_sync(&phone.mux, &phone.device, &dir, work.path()).await;
+    phone.sim.shutdown().await;
     result
 }
 
 async fn demo_sync(
-    sim: &ferry_sim::sim::Simulator,
+    mux: &Mux,
+    dev: &ferry_device::UsbDevice,
     dir: &Path,
     work: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let addr = ferry_device::addr::parse(
-        Some(&sim.addr().to_string()),
-        ferry_device::addr::Os::current(),
-    )?;
-    let mux = Mux::new(addr, Duration::from_secs(30));
-    let dev = crate::pick(&mux, None).await?;
-    let host = ferry_device::HostIdentity::load_or_create_in(&work.join("host"))?;
-    let opts = ferry_device::PairOptions::default();
-    ferry_device::pair(&mux, &dev, &host, &opts, |s| eprintln!("{}", s.message())).await?;
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     Archive::init(dir)?;
@@ -778,7 +770,7 @@ async fn demo_sync(
         ..SyncOptions::default()
     };
     let (sink, bar) = progress_sink(false);
-    let result = ferry_sync::sync(&mux, &dev, &archive, &opts, sink).await;
+    let result = ferry_sync::sync(mux, dev, &archive, &opts, sink).await;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

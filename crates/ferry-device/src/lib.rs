@@ -39,6 +39,9 @@ pub mod paths;
 pub mod scan;
 pub mod session;
 pub mod text;
+#[cfg(feature = "sim")]
+#[doc(hidden)]
+pub mod sim;
 pub mod watch;
 
 pub use addr::MuxAddress;

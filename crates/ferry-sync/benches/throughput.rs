@@ -9,9 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ferry_archive::{Archive, ArchiveOptions};
-use ferry_device::{HostIdentity, Mux, PairOptions};
 use ferry_sim::link::LinkProfile;
-use ferry_sim::sim::{PhoneConfig, SimConfig, Simulator};
+use ferry_sim::sim::PhoneConfig;
 use ferry_sync::{no_progress, sync, SyncOptions};
 
 struct Row {
@@ -41,24 +40,8 @@ async fn run_one(
 ) -> anyhow::Result<(u64, u64, f64)> {
     let mut pc = PhoneConfig::new(image);
     pc.link = link;
-    let sim = Simulator::start(SimConfig {
-        phones: vec![pc],
-        listen: "127.0.0.1:0".parse()?,
-        state: Some(work.join("sim")),
-    })
-    .await?;
-    let addr = ferry_device::addr::parse(
-        Some(&sim.addr().to_string()),
-        ferry_device::addr::Os::current(),
-    )?;
-    let mux = Mux::new(addr, Duration::from_secs(60));
-    let devs = mux.list().await?;
-    let dev = devs
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no phone"))?
-        .clone();
-    let host = HostIdentity::load_or_create_in(&work.join("host"))?;
-    ferry_device::pair(&mux, &dev, &host, &PairOptions::default(), |_| {}).await?;
+    let phone = ferry_device::sim::serve_paired(pc, work, Duration::from_secs(60), |_| {}).await?;
+    let (sim, mux, dev) = (phone.sim, phone.mux, phone.device);
     let dest = work.join(format!("dest-{jobs}-{}", link_name(link)));
     Archive::init(&dest)?;
     let archive = Archive::open(&dest, ArchiveOptions::default())?;

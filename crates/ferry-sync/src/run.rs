@@ -106,12 +106,7 @@ pub async fn sync(
         r = ferry_device::scan(mux, dev, &scan_opts) => r?,
         _ = opts.cancel.cancelled() => return Err(SyncError::Cancelled),
     };
-    let name = scan
-        .name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "iPhone".to_string());
-    let phone = archive.phone(&dev.udid, &name)?;
+    let phone = archive.phone(&dev.udid, &phone_name(&scan))?;
     sink(Event::Phase {
         phase: Phase::Planning,
     });
@@ -202,13 +197,21 @@ pub async fn survey(
     };
     let plan = match archive {
         Some(a) => {
-            let name = scan.name.clone().unwrap_or_else(|| "iPhone".to_string());
-            let phone = a.phone(&dev.udid, &name)?;
+            let phone = a.phone(&dev.udid, &phone_name(&scan))?;
             plan::build(&scan.classified, opts.plan, |u, r| phone.lookup(u, r))?
         }
         None => plan::build::<SyncError>(&scan.classified, opts.plan, |_, _| Ok(None))?,
     };
     Ok(Survey { scan, plan })
+}
+
+/// The name the archive records for the phone: its own, or "iPhone" when it has none (or a
+/// blank one). `sync` and `survey` must agree, or each call would rename the phone.
+fn phone_name(scan: &ferry_device::ScanReport) -> String {
+    scan.name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "iPhone".to_string())
 }
 
 /// Marks archived assets that are no longer in the phone's library. Nothing is removed.
