@@ -38,10 +38,10 @@ pub mod pairing;
 pub mod paths;
 pub mod scan;
 pub mod session;
-pub mod text;
 #[cfg(feature = "sim")]
 #[doc(hidden)]
 pub mod sim;
+pub mod text;
 pub mod watch;
 
 pub use addr::MuxAddress;
