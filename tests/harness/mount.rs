@@ -255,7 +255,7 @@ impl LoopMount {
             };
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             let is_daemon = args.first().is_some_and(|a| a.ends_with(daemon.as_bytes()));
-            if is_daemon && args.iter().any(|a| *a == dir) {
+            if is_daemon && args.contains(&dir) {
                 // SAFETY: kill(2) with a pid read from /proc.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);

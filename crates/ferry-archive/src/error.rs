@@ -136,7 +136,8 @@ pub enum Error {
 
     /// Not enough space on the destination.
     #[error(
-        "the destination is full: need {} more to write {path} ({} free)\nhint: free space on \
+        "the destination is full: need {} more to write {path} and keep Ferry's margin for its \
+         catalog and journal ({} free)\nhint: free space on \
          the drive or use a larger one, then run again; files already archived are safe and \
          will not be copied again",
         human_bytes(*need), human_bytes(*available)

@@ -356,10 +356,14 @@ pub fn only_here_message(assets: u64, safe: u64, dry_run: bool) -> Option<String
         let now = if assets == 1 { "it is" } else { "they are" };
         format!("{assets} {photos} only on this phone; {now} now safe in the backup.")
     } else {
+        let left = assets - safe;
+        let is = |n: u64| if n == 1 { "is" } else { "are" };
         format!(
-            "{assets} {photos} only on this phone; {safe} are now safe, {} are not yet \
-             (see the failures below) — keep the phone until they are.",
-            assets - safe
+            "{assets} {photos} only on this phone; {safe} {} now safe, {left} {} not yet \
+             (see the failures below) — keep the phone until {} safe too.",
+            is(safe),
+            is(left),
+            if left == 1 { "it is" } else { "they are" }
         )
     })
 }
@@ -452,7 +456,13 @@ mod tests {
         );
         assert!(only_here_message(3, 1, false)
             .unwrap()
-            .contains("1 are now safe, 2 are not yet"));
+            .contains("1 is now safe, 2 are not yet"));
+        assert!(only_here_message(2, 1, false)
+            .unwrap()
+            .contains("1 is now safe, 1 is not yet (see the failures below) — keep the phone until it is safe too."));
+        assert!(only_here_message(2, 0, false)
+            .unwrap()
+            .contains("0 are now safe, 2 are not yet"));
         assert!(only_here_message(1, 0, true)
             .unwrap()
             .contains("will be copied first"));
